@@ -1,0 +1,482 @@
+//! Clerk's `verifyToken`/`verifyJwt` (spec §3): decode, key, header, signature, then claims,
+//! in that order and with Clerk's reason strings.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use super::keys::{KeySource, VerifyingKey};
+use super::time::{seconds_to_time_ms, utc_string};
+
+/// Clerk's `TokenVerificationErrorReason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenErrorReason {
+    TokenExpired,
+    TokenInvalid,
+    TokenInvalidAlgorithm,
+    TokenInvalidAuthorizedParties,
+    TokenInvalidSignature,
+    TokenNotActiveYet,
+    TokenIatInTheFuture,
+    TokenVerificationFailed,
+    InvalidSecretKey,
+    LocalJwkMissing,
+    RemoteJwkFailedToLoad,
+    RemoteJwkInvalid,
+    RemoteJwkMissing,
+    JwkFailedToResolve,
+    JwkKidMismatch,
+}
+
+impl TokenErrorReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenExpired => "token-expired",
+            Self::TokenInvalid => "token-invalid",
+            Self::TokenInvalidAlgorithm => "token-invalid-algorithm",
+            Self::TokenInvalidAuthorizedParties => "token-invalid-authorized-parties",
+            Self::TokenInvalidSignature => "token-invalid-signature",
+            Self::TokenNotActiveYet => "token-not-active-yet",
+            Self::TokenIatInTheFuture => "token-iat-in-the-future",
+            Self::TokenVerificationFailed => "token-verification-failed",
+            Self::InvalidSecretKey => "secret-key-invalid",
+            Self::LocalJwkMissing => "jwk-local-missing",
+            Self::RemoteJwkFailedToLoad => "jwk-remote-failed-to-load",
+            Self::RemoteJwkInvalid => "jwk-remote-invalid",
+            Self::RemoteJwkMissing => "jwk-remote-missing",
+            Self::JwkFailedToResolve => "jwk-failed-to-resolve",
+            Self::JwkKidMismatch => "jwk-kid-mismatch",
+        }
+    }
+
+    /// Key failures say nothing about the token: the service could not judge it.
+    pub const fn is_key_failure(self) -> bool {
+        matches!(
+            self,
+            Self::InvalidSecretKey
+                | Self::LocalJwkMissing
+                | Self::RemoteJwkFailedToLoad
+                | Self::RemoteJwkInvalid
+                | Self::RemoteJwkMissing
+                | Self::JwkFailedToResolve
+        )
+    }
+}
+
+pub const ENSURE_CLERK_JWT: &str = "Make sure that this is a valid Clerk-generated JWT.";
+pub const CONTACT_SUPPORT: &str = "Contact support@clerk.com";
+
+/// Clerk's `TokenVerificationError`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenError {
+    pub reason: TokenErrorReason,
+    pub message: String,
+    pub action: Option<&'static str>,
+}
+
+/// Where the token came from; it is part of Clerk's error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCarrier {
+    Header,
+    Cookie,
+}
+
+impl TokenCarrier {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Header => "header",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
+impl TokenError {
+    fn new(reason: TokenErrorReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            action: None,
+        }
+    }
+
+    fn ensure_clerk_jwt(reason: TokenErrorReason, message: impl Into<String>) -> Self {
+        Self {
+            action: Some(ENSURE_CLERK_JWT),
+            ..Self::new(reason, message)
+        }
+    }
+
+    /// `getFullMessage()`: `<message> <action> (reason=…, token-carrier=…)`.
+    pub fn full_message(&self, carrier: TokenCarrier) -> String {
+        let text = match self.action {
+            Some(action) if !self.message.is_empty() => format!("{} {action}", self.message),
+            Some(action) => action.to_owned(),
+            None => self.message.clone(),
+        };
+        format!(
+            "{text} (reason={}, token-carrier={})",
+            self.reason.as_str(),
+            carrier.as_str()
+        )
+    }
+}
+
+/// JWT header `cat` values (spec §2.2).
+pub const CATEGORY_SESSION: &str = "cl_B7d4PD111AAA";
+pub const CATEGORY_IGNORE: &str = "cl_I7d4PD111III";
+pub const CATEGORY_M2M: &str = "cl_B7d4PD333AAA";
+
+/// Base64url as Clerk's loose parser reads it: padding optional, trailing bits must be zero.
+const LOOSE_B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
+
+/// A decoded, not yet verified, JWT.
+#[derive(Debug)]
+pub struct Jwt<'t> {
+    signing_input: &'t str,
+    header: Map<String, Value>,
+    payload: Map<String, Value>,
+    signature: Vec<u8>,
+}
+
+impl<'t> Jwt<'t> {
+    /// `decodeJwt`: three dot-separated parts whose header and payload are JSON objects.
+    pub fn decode(token: &'t str) -> Result<Self, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::new(
+                TokenErrorReason::TokenInvalid,
+                "Invalid JWT form. A JWT consists of three parts separated by dots.",
+            ));
+        };
+        let undecodable = || {
+            TokenError::new(
+                TokenErrorReason::TokenInvalid,
+                "Invalid JWT form. The header, payload, or signature could not be decoded.",
+            )
+        };
+        let object = |part: &str| -> Result<Map<String, Value>, TokenError> {
+            let bytes = LOOSE_B64URL.decode(part).map_err(|_| undecodable())?;
+            match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(undecodable()),
+            }
+        };
+        let header = object(h)?;
+        let payload = object(p)?;
+        let signature = LOOSE_B64URL.decode(s).map_err(|_| undecodable())?;
+        Ok(Self {
+            signing_input: &token[..h.len() + 1 + p.len()],
+            header,
+            payload,
+            signature,
+        })
+    }
+
+    pub fn header(&self) -> &Map<String, Value> {
+        &self.header
+    }
+
+    pub fn payload(&self) -> &Map<String, Value> {
+        &self.payload
+    }
+
+    pub fn into_payload(self) -> Map<String, Value> {
+        self.payload
+    }
+
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.get(name).and_then(Value::as_str)
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.header_str("kid")
+    }
+
+    /// The `iss` claim, if it is a string.
+    pub fn issuer(&self) -> Option<&str> {
+        self.payload.get("iss").and_then(Value::as_str)
+    }
+
+    /// True for tokens Clerk treats as machine tokens on the `any` path (spec §2.1–2.2): an
+    /// M2M JWT (`sub` = `mch_…`), an OAuth JWT (`typ` = `at+jwt`), or a header `cat` that is
+    /// neither session nor ignore.
+    pub fn is_machine_or_non_session(&self) -> bool {
+        let machine_sub = self
+            .payload
+            .get("sub")
+            .and_then(Value::as_str)
+            .is_some_and(|sub| sub.starts_with("mch_"));
+        let oauth = matches!(self.header_str("typ"), Some("at+jwt" | "application/at+jwt"));
+        let other_category = match self.header.get("cat") {
+            None => false,
+            Some(Value::String(cat)) => cat != CATEGORY_SESSION && cat != CATEGORY_IGNORE,
+            Some(_) => true,
+        };
+        machine_sub || oauth || other_category
+    }
+}
+
+/// True when a header token is an opaque machine token (`mt_`, `oat_`, `ak_`).
+pub fn is_opaque_machine_token(token: &str) -> bool {
+    ["mt_", "oat_", "ak_"].iter().any(|p| token.starts_with(p))
+}
+
+/// The claim checks `verifyJwt` applies after the signature.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Exact origins allowed in `azp`; empty disables the check.
+    pub authorized_parties: Vec<String>,
+    /// Allowed `aud` values; empty disables the check.
+    pub audience: Vec<String>,
+    pub clock_skew_ms: i64,
+}
+
+/// `verifyToken`: returns the payload of a valid session token.
+pub async fn verify_token<K: KeySource>(
+    token: &str,
+    keys: &K,
+    options: &VerifyOptions,
+    now_ms: i64,
+) -> Result<Map<String, Value>, TokenError> {
+    let jwt = Jwt::decode(token)?;
+    verify_jwt(&jwt, keys, options, now_ms).await?;
+    Ok(jwt.into_payload())
+}
+
+/// `verifyToken` on an already decoded token.
+pub async fn verify_jwt<K: KeySource>(
+    jwt: &Jwt<'_>,
+    keys: &K,
+    options: &VerifyOptions,
+    now_ms: i64,
+) -> Result<(), TokenError> {
+    if jwt.header_str("cat") == Some(CATEGORY_M2M) {
+        return Err(TokenError::new(
+            TokenErrorReason::TokenInvalid,
+            "Invalid session token category",
+        ));
+    }
+    let key = keys.key(jwt.kid()).await?;
+    verify_signature(jwt, &key)?;
+    check_claims(jwt.payload(), options, now_ms)
+}
+
+/// Header checks and the signature, before any claim is looked at (no claim oracle).
+pub fn verify_signature(jwt: &Jwt<'_>, key: &Arc<VerifyingKey>) -> Result<(), TokenError> {
+    match jwt.header.get("typ") {
+        None => {}
+        Some(Value::String(typ)) if typ == "JWT" => {}
+        Some(other) => {
+            return Err(TokenError::ensure_clerk_jwt(
+                TokenErrorReason::TokenInvalid,
+                format!("Invalid JWT type {}. Expected \"JWT\".", json(Some(other))),
+            ));
+        }
+    }
+    let alg = match jwt.header_str("alg") {
+        Some("RS256") => Algorithm::RS256,
+        Some("RS384") => Algorithm::RS384,
+        Some("RS512") => Algorithm::RS512,
+        _ => {
+            return Err(TokenError::ensure_clerk_jwt(
+                TokenErrorReason::TokenInvalidAlgorithm,
+                format!(
+                    "Invalid JWT algorithm {}. Supported: RS256,RS384,RS512.",
+                    json(jwt.header.get("alg"))
+                ),
+            ));
+        }
+    };
+    match key.verify(alg, jwt.signing_input.as_bytes(), &jwt.signature) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(TokenError::new(
+            TokenErrorReason::TokenInvalidSignature,
+            "JWT signature is invalid.",
+        )),
+        Err(crypto) => Err(TokenError::ensure_clerk_jwt(
+            TokenErrorReason::TokenVerificationFailed,
+            format!("Error verifying JWT signature. {crypto}"),
+        )),
+    }
+}
+
+/// `sub`, `aud`, `azp`, `exp`, `nbf`, `iat`, in Clerk's order. Time checks depend on `now`,
+/// so this runs on every request even when the signature result is cached.
+pub fn check_claims(
+    payload: &Map<String, Value>,
+    options: &VerifyOptions,
+    now_ms: i64,
+) -> Result<(), TokenError> {
+    use TokenErrorReason as R;
+    let sub = payload.get("sub");
+    if !matches!(sub, Some(Value::String(_))) {
+        return Err(TokenError::ensure_clerk_jwt(
+            R::TokenVerificationFailed,
+            format!(
+                "Subject claim (sub) is required and must be a string. Received {}.",
+                json(sub)
+            ),
+        ));
+    }
+    check_audience(payload.get("aud"), &options.audience)?;
+    if !options.authorized_parties.is_empty() {
+        let azp = payload.get("azp");
+        let allowed = match azp {
+            Some(Value::String(azp)) => {
+                !azp.is_empty() && options.authorized_parties.iter().any(|p| p == azp)
+            }
+            _ => false,
+        };
+        if !allowed {
+            return Err(TokenError::new(
+                R::TokenInvalidAuthorizedParties,
+                format!(
+                    "Invalid JWT Authorized party claim (azp) {}. Expected \"{}\".",
+                    json(azp),
+                    options.authorized_parties.join(",")
+                ),
+            ));
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let (now, skew) = (now_ms as f64, options.clock_skew_ms as f64);
+    let time_claim = |name: &str, label: &str| -> Result<Option<Option<f64>>, TokenError> {
+        match payload.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(Some(n.as_f64().and_then(seconds_to_time_ms))),
+            Some(other) => Err(TokenError::ensure_clerk_jwt(
+                R::TokenVerificationFailed,
+                format!(
+                    "Invalid JWT {label} claim ({name}) {}. Expected number.",
+                    json(Some(other))
+                ),
+            )),
+        }
+    };
+    let current = utc_string(Some(now));
+    match time_claim("exp", "expiry date")? {
+        None => {
+            return Err(TokenError::ensure_clerk_jwt(
+                R::TokenVerificationFailed,
+                "Invalid JWT expiry date claim (exp) undefined. Expected number.",
+            ));
+        }
+        Some(exp) => {
+            if exp.is_some_and(|exp| exp <= now - skew) {
+                return Err(TokenError::new(
+                    R::TokenExpired,
+                    format!(
+                        "JWT is expired. Expiry date: {}, Current date: {current}.",
+                        utc_string(exp)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(nbf) = time_claim("nbf", "not before date")?
+        && nbf.is_some_and(|nbf| nbf > now + skew)
+    {
+        return Err(TokenError::new(
+            R::TokenNotActiveYet,
+            format!(
+                "JWT cannot be used prior to not before date claim (nbf). Not before date: {}; \
+                 Current date: {current};",
+                utc_string(nbf)
+            ),
+        ));
+    }
+    if let Some(iat) = time_claim("iat", "issued at date")?
+        && iat.is_some_and(|iat| iat > now + skew)
+    {
+        return Err(TokenError::new(
+            R::TokenIatInTheFuture,
+            format!(
+                "JWT issued at date claim (iat) is in the future. Issued at date: {}; Current \
+                 date: {current};",
+                utc_string(iat)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_audience(aud: Option<&Value>, audience: &[String]) -> Result<(), TokenError> {
+    let wanted: Vec<&str> = audience
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let present = match aud {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(items)) => items.iter().any(truthy),
+        Some(other) => truthy(other),
+    };
+    if wanted.is_empty() || !present {
+        return Ok(());
+    }
+    let list = serde_json::to_string(&wanted).unwrap_or_default();
+    match aud {
+        Some(Value::String(s)) if !wanted.contains(&s.as_str()) => {
+            Err(TokenError::ensure_clerk_jwt(
+                TokenErrorReason::TokenVerificationFailed,
+                format!(
+                    "Invalid JWT audience claim (aud) {}. Is not included in \"{list}\".",
+                    json(aud)
+                ),
+            ))
+        }
+        Some(Value::Array(items))
+            if !items.is_empty()
+                && items.iter().all(Value::is_string)
+                && !items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| wanted.contains(&a)) =>
+        {
+            Err(TokenError::ensure_clerk_jwt(
+                TokenErrorReason::TokenVerificationFailed,
+                format!(
+                    "Invalid JWT audience claim array (aud) {}. Is not included in \"{list}\".",
+                    json(aud)
+                ),
+            ))
+        }
+        // Clerk lets an `aud` of any other shape through.
+        _ => Ok(()),
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// `JSON.stringify`, with `undefined` for an absent value.
+fn json(value: Option<&Value>) -> String {
+    value.map_or_else(|| "undefined".to_owned(), Value::to_string)
+}
+
+/// Encodes bytes as unpadded base64url (used when minting tokens in `dev` and tests).
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! The decision domain: from the original request and the instance's keys to Clerk's request
+//! state and our answer. Nothing here knows about HTTP servers, caches, fetches or metrics.
+
+pub mod auth;
+pub mod authenticate;
+pub mod cookies;
+pub mod decision;
+pub mod instance;
+pub mod jwt;
+pub mod keys;
+pub mod reason;
+pub mod request;
+pub mod time;
+
+#[cfg(test)]
+pub(crate) mod testing;
