@@ -4,4 +4,5 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod domain;
+pub mod config;
 pub mod mint;
