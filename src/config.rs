@@ -104,7 +104,10 @@ pub enum KeySettings {
     /// `CLERK_JWT_KEY`: networkless.
     Pem(Arc<VerifyingKey>),
     /// A JWKS URL, with the secret key when it is the Backend API's.
-    Jwks { url: Url, secret_key: Option<Secret> },
+    Jwks {
+        url: Url,
+        secret_key: Option<Secret>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -180,7 +183,11 @@ impl Settings {
             if let Some(default) = setting.default {
                 builder = match builder.set_default(setting.key, default) {
                     Ok(b) => b,
-                    Err(e) => return Err(ConfigError { problems: vec![e.to_string()] }),
+                    Err(e) => {
+                        return Err(ConfigError {
+                            problems: vec![e.to_string()],
+                        });
+                    }
                 };
             }
         }
@@ -191,7 +198,11 @@ impl Settings {
             if let Some(value) = env.get(setting.env) {
                 builder = match builder.set_override(setting.key, value.as_str()) {
                     Ok(b) => b,
-                    Err(e) => return Err(ConfigError { problems: vec![e.to_string()] }),
+                    Err(e) => {
+                        return Err(ConfigError {
+                            problems: vec![e.to_string()],
+                        });
+                    }
                 };
             }
         }
@@ -210,7 +221,11 @@ impl Settings {
         if file.is_some() {
             warnings.0.extend(unknown_file_keys(&cfg));
         }
-        let settings = Reader { cfg: &cfg, problems: &mut problems }.settings();
+        let settings = Reader {
+            cfg: &cfg,
+            problems: &mut problems,
+        }
+        .settings();
         match settings {
             Some(settings) if problems.is_empty() => Ok((settings, warnings)),
             _ => Err(ConfigError { problems }),
@@ -221,7 +236,10 @@ impl Settings {
 /// Keys in the file that no setting reads: usually a typo.
 fn unknown_file_keys(cfg: &config::Config) -> Vec<String> {
     let known: BTreeSet<&str> = SETTINGS.iter().map(|s| s.key).collect();
-    let Ok(table) = cfg.clone().try_deserialize::<HashMap<String, config::Value>>() else {
+    let Ok(table) = cfg
+        .clone()
+        .try_deserialize::<HashMap<String, config::Value>>()
+    else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -292,7 +310,12 @@ impl Reader<'_> {
     }
 
     fn bool(&mut self, key: &str) -> bool {
-        match self.string(key).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .string(key)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false" | "0" | "no" | "off") => false,
             Some("true" | "1" | "yes" | "on") => true,
             Some(other) => {
@@ -303,13 +326,18 @@ impl Reader<'_> {
     }
 
     fn millis(&mut self, key: &str) -> Duration {
-        Duration::from_millis(self.parse::<u64>(key, "a whole number of milliseconds").unwrap_or(0))
+        Duration::from_millis(
+            self.parse::<u64>(key, "a whole number of milliseconds")
+                .unwrap_or(0),
+        )
     }
 
     fn url(&mut self, key: &str) -> Option<Url> {
         let raw = self.string(key)?;
         match Url::parse(&raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(url)
+            }
             _ => {
                 self.problem(key, format!("`{raw}` is not an absolute http(s) URL"));
                 None
@@ -321,11 +349,15 @@ impl Reader<'_> {
     fn url_or_path(&mut self, key: &str) -> Option<String> {
         let raw = self.string(key)?;
         let ok = raw.starts_with('/') && !raw.starts_with("//")
-            || Url::parse(&raw).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            || Url::parse(&raw)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
         if ok {
             Some(raw)
         } else {
-            self.problem(key, format!("`{raw}` is neither an absolute http(s) URL nor a path starting with `/`"));
+            self.problem(
+                key,
+                format!("`{raw}` is neither an absolute http(s) URL nor a path starting with `/`"),
+            );
             None
         }
     }
@@ -334,10 +366,12 @@ impl Reader<'_> {
     /// because proxies drop or alias those (see the README's proxy notes).
     fn header(&mut self, key: &str) -> String {
         let raw = self.string(key).unwrap_or_default();
-        let valid = !raw.is_empty()
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let valid = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !valid {
-            self.problem(key, format!("`{raw}` is not a header name made of letters, digits and dashes"));
+            self.problem(
+                key,
+                format!("`{raw}` is not a header name made of letters, digits and dashes"),
+            );
         }
         raw
     }
@@ -361,9 +395,14 @@ impl Reader<'_> {
         };
         let secret_key = self.string("clerk.secret_key").map(Secret::new);
         if let Some(sk) = &secret_key
-            && !["sk_test_", "sk_live_", "test_", "live_"].iter().any(|p| sk.expose().starts_with(p))
+            && !["sk_test_", "sk_live_", "test_", "live_"]
+                .iter()
+                .any(|p| sk.expose().starts_with(p))
         {
-            self.problem("clerk.secret_key", "does not look like a Clerk secret key (sk_test_… or sk_live_…)");
+            self.problem(
+                "clerk.secret_key",
+                "does not look like a Clerk secret key (sk_test_… or sk_live_…)",
+            );
         }
         let jwt_key_pem = self.string("clerk.jwt_key");
         let jwt_key_given = jwt_key_pem.is_some();
@@ -375,7 +414,9 @@ impl Reader<'_> {
             }
         });
         let api_url = self.url("clerk.api_url");
-        let api_version = self.string("clerk.api_version").unwrap_or_else(|| "v1".into());
+        let api_version = self
+            .string("clerk.api_version")
+            .unwrap_or_else(|| "v1".into());
         let authorized_parties = self.list("clerk.authorized_parties");
         for party in &authorized_parties {
             let exact = Url::parse(party).is_ok_and(|u| u.origin().ascii_serialization() == *party);
@@ -387,7 +428,9 @@ impl Reader<'_> {
             }
         }
         let audience = self.list("clerk.audience");
-        let clock_skew_ms = self.parse::<i64>("clerk.clock_skew_ms", "a whole number of milliseconds").unwrap_or(5000);
+        let clock_skew_ms = self
+            .parse::<i64>("clerk.clock_skew_ms", "a whole number of milliseconds")
+            .unwrap_or(5000);
         let sign_in_url = self.url_or_path("clerk.sign_in_url");
         let sign_up_url = self.url_or_path("clerk.sign_up_url");
         let proxy_url = self.url_or_path("clerk.proxy_url");
@@ -404,20 +447,27 @@ impl Reader<'_> {
         let organization_patterns = self.list("clerk.organization_patterns");
         let personal_account_patterns = self.list("clerk.personal_account_patterns");
         let listen = self.parse::<SocketAddr>("server.listen", "an address such as 0.0.0.0:8080");
-        let workers = self.parse::<usize>("server.workers", "a whole number").unwrap_or(0);
+        let workers = self
+            .parse::<usize>("server.workers", "a whole number")
+            .unwrap_or(0);
         let forwarded_headers = match self.string("server.forwarded_headers").as_deref() {
             None | Some("auto") => ForwardedHeaders::Auto,
             Some("x-forwarded") => ForwardedHeaders::XForwarded,
             Some("x-original") => ForwardedHeaders::XOriginal,
             Some("path") => ForwardedHeaders::Path,
             Some(other) => {
-                self.problem("server.forwarded_headers", format!("`{other}` is not one of auto, x-forwarded, x-original, path"));
+                self.problem(
+                    "server.forwarded_headers",
+                    format!("`{other}` is not one of auto, x-forwarded, x-original, path"),
+                );
                 ForwardedHeaders::Auto
             }
         };
         let metrics_listen = match self.string("metrics.listen") {
             None => None,
-            Some(_) => self.parse::<SocketAddr>("metrics.listen", "an address such as 0.0.0.0:9090"),
+            Some(_) => {
+                self.parse::<SocketAddr>("metrics.listen", "an address such as 0.0.0.0:9090")
+            }
         };
         let log_format = match self.string("log.format").as_deref() {
             None | Some("human") => LogFormat::Human,
@@ -429,7 +479,11 @@ impl Reader<'_> {
         };
         let log_level = self.string("log.level").unwrap_or_else(|| "info".into());
         let jwks = JwksSettings {
-            refresh: Duration::from_secs(self.parse::<u64>("jwks.refresh_secs", "a whole number of seconds").unwrap_or(300).max(1)),
+            refresh: Duration::from_secs(
+                self.parse::<u64>("jwks.refresh_secs", "a whole number of seconds")
+                    .unwrap_or(300)
+                    .max(1),
+            ),
             min_refetch: self.millis("jwks.min_refetch_ms"),
             timeout: self.millis("jwks.timeout_ms").max(Duration::from_millis(1)),
         };
@@ -451,17 +505,31 @@ impl Reader<'_> {
             (None, Some(sk)) => {
                 let base = api_url.as_str().trim_end_matches('/');
                 let url = Url::parse(&format!("{base}/{api_version}/jwks")).ok()?;
-                KeySettings::Jwks { url, secret_key: Some(sk.clone()) }
+                KeySettings::Jwks {
+                    url,
+                    secret_key: Some(sk.clone()),
+                }
             }
             (None, None) => {
-                let url = Url::parse(&format!("https://{}/.well-known/jwks.json", publishable_key.frontend_api())).ok()?;
-                KeySettings::Jwks { url, secret_key: None }
+                let url = Url::parse(&format!(
+                    "https://{}/.well-known/jwks.json",
+                    publishable_key.frontend_api()
+                ))
+                .ok()?;
+                KeySettings::Jwks {
+                    url,
+                    secret_key: None,
+                }
             }
         };
         Some(Settings {
             clerk: ClerkOptions {
                 publishable_key,
-                verify: VerifyOptions { authorized_parties, audience, clock_skew_ms },
+                verify: VerifyOptions {
+                    authorized_parties,
+                    audience,
+                    clock_skew_ms,
+                },
                 proxy_url,
                 domain,
                 is_satellite,

@@ -1,8 +1,19 @@
 //! clerk-forward-auth: Clerk's request authentication as an external-auth service for
 //! nginx, Traefik, Envoy, Caddy and HAProxy.
 #![forbid(unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
-pub mod domain;
+pub mod cli;
 pub mod config;
+pub mod dev;
+pub mod domain;
+pub mod http;
+pub mod jwks;
+pub mod metrics;
 pub mod mint;
+pub mod service;
+pub mod startup;
+pub mod telemetry;

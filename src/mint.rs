@@ -67,7 +67,8 @@ impl Signer {
 
     /// The public key as a JWK, as Clerk's JWKS endpoints serve it.
     pub fn jwk(&self) -> Value {
-        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(self.key.public_key());
+        let components =
+            aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(self.key.public_key());
         json!({
             "use": "sig", "kty": "RSA", "kid": self.kid, "alg": "RS256",
             "n": URL_SAFE_NO_PAD.encode(&components.n),
@@ -77,7 +78,10 @@ impl Signer {
 
     /// Signs `claims` with RS256 and Clerk's header.
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"alg": "RS256", "kid": self.kid, "typ": "JWT"}), claims)
+        self.sign_with_header(
+            &json!({"alg": "RS256", "kid": self.kid, "typ": "JWT"}),
+            claims,
+        )
     }
 
     /// Signs with an arbitrary header; its `alg` picks RS256/384/512 (anything else is signed
@@ -88,14 +92,19 @@ impl Signer {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let encoding: &'static dyn signature::RsaEncoding = match header.get("alg").and_then(Value::as_str) {
-            Some("RS384") => &signature::RSA_PKCS1_SHA384,
-            Some("RS512") => &signature::RSA_PKCS1_SHA512,
-            _ => &signature::RSA_PKCS1_SHA256,
-        };
+        let encoding: &'static dyn signature::RsaEncoding =
+            match header.get("alg").and_then(Value::as_str) {
+                Some("RS384") => &signature::RSA_PKCS1_SHA384,
+                Some("RS512") => &signature::RSA_PKCS1_SHA512,
+                _ => &signature::RSA_PKCS1_SHA256,
+            };
         let mut sig = vec![0; self.key.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        if self.key.sign(encoding, &rng, input.as_bytes(), &mut sig).is_err() {
+        if self
+            .key
+            .sign(encoding, &rng, input.as_bytes(), &mut sig)
+            .is_err()
+        {
             sig.clear();
         }
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))

@@ -6,7 +6,10 @@ const PK: &str = "pk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk";
 const PEM: &str = include_str!("../../tests/fixtures/key1.pub.pem");
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn load(pairs: &[(&str, &str)]) -> Result<(Settings, Warnings), ConfigError> {
@@ -19,7 +22,10 @@ fn defaults_with_only_a_publishable_key_use_the_frontend_api_jwks() {
     assert!(w.0.is_empty());
     match s.keys {
         KeySettings::Jwks { url, secret_key } => {
-            assert_eq!(url.as_str(), "https://foo-bar-13.clerk.accounts.dev/.well-known/jwks.json");
+            assert_eq!(
+                url.as_str(),
+                "https://foo-bar-13.clerk.accounts.dev/.well-known/jwks.json"
+            );
             assert!(secret_key.is_none());
         }
         KeySettings::Pem(_) => panic!("expected a JWKS"),
@@ -38,7 +44,9 @@ fn a_secret_key_selects_the_backend_api_jwks() {
         ("CLERK_API_VERSION", "v1"),
     ])
     .unwrap();
-    let KeySettings::Jwks { url, secret_key } = s.keys else { panic!() };
+    let KeySettings::Jwks { url, secret_key } = s.keys else {
+        panic!()
+    };
     assert_eq!(url.as_str(), "http://127.0.0.1:9/v1/jwks");
     assert_eq!(secret_key.unwrap().expose(), "sk_test_abc");
 }
@@ -59,12 +67,18 @@ fn a_jwt_key_with_escaped_newlines_is_networkless() {
 fn lists_are_comma_separated_in_the_environment() {
     let (s, _) = load(&[
         ("CLERK_PUBLISHABLE_KEY", PK),
-        ("CLERK_AUTHORIZED_PARTIES", "https://a.example.com, http://localhost:3000"),
+        (
+            "CLERK_AUTHORIZED_PARTIES",
+            "https://a.example.com, http://localhost:3000",
+        ),
         ("CLERK_AUDIENCE", "x,y"),
         ("CLERK_CLOCK_SKEW_MS", "0"),
     ])
     .unwrap();
-    assert_eq!(s.clerk.verify.authorized_parties, ["https://a.example.com", "http://localhost:3000"]);
+    assert_eq!(
+        s.clerk.verify.authorized_parties,
+        ["https://a.example.com", "http://localhost:3000"]
+    );
     assert_eq!(s.clerk.verify.audience, ["x", "y"]);
     assert_eq!(s.clerk.verify.clock_skew_ms, 0);
 }
@@ -73,7 +87,10 @@ fn lists_are_comma_separated_in_the_environment() {
 fn every_problem_is_reported_at_once_naming_key_and_variable() {
     let err = load(&[
         ("CLERK_PUBLISHABLE_KEY", "pk_nope"),
-        ("CLERK_JWT_KEY", "-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----"),
+        (
+            "CLERK_JWT_KEY",
+            "-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----",
+        ),
         ("CLERK_API_URL", "not a url"),
         ("CLERK_CLOCK_SKEW_MS", "soon"),
         ("CLERK_AUTHORIZED_PARTIES", "https://app.example.com/"),
@@ -108,8 +125,12 @@ fn a_missing_publishable_key_is_an_error() {
 
 #[test]
 fn unknown_variables_under_our_prefix_are_warned_about() {
-    let (_, w) = load(&[("CLERK_PUBLISHABLE_KEY", PK), ("CLERK_FA_LISTNE", "x"), ("CLERK_TELEMETRY_DISABLED", "1")])
-        .unwrap();
+    let (_, w) = load(&[
+        ("CLERK_PUBLISHABLE_KEY", PK),
+        ("CLERK_FA_LISTNE", "x"),
+        ("CLERK_TELEMETRY_DISABLED", "1"),
+    ])
+    .unwrap();
     assert_eq!(w.0.len(), 1);
     assert!(w.0[0].contains("CLERK_FA_LISTNE"));
 }
@@ -127,13 +148,21 @@ fn a_file_is_layered_under_the_environment() {
         ),
     )
     .unwrap();
-    let (s, w) = Settings::load(Some(&toml), &env(&[("CLERK_FA_LISTEN", "127.0.0.1:7777")])).unwrap();
+    let (s, w) =
+        Settings::load(Some(&toml), &env(&[("CLERK_FA_LISTEN", "127.0.0.1:7777")])).unwrap();
     assert_eq!(s.listen.to_string(), "127.0.0.1:7777");
     assert_eq!(s.clerk.verify.authorized_parties, ["https://a.example.com"]);
-    assert_eq!(w.0, ["unknown configuration key server.listen_typo (ignored)"]);
+    assert_eq!(
+        w.0,
+        ["unknown configuration key server.listen_typo (ignored)"]
+    );
 
     let yaml = dir.join("c.yaml");
-    std::fs::write(&yaml, format!("clerk:\n  publishable_key: {PK}\n  clock_skew_ms: 100\n")).unwrap();
+    std::fs::write(
+        &yaml,
+        format!("clerk:\n  publishable_key: {PK}\n  clock_skew_ms: 100\n"),
+    )
+    .unwrap();
     let (s, _) = Settings::load(Some(&yaml), &env(&[])).unwrap();
     assert_eq!(s.clerk.verify.clock_skew_ms, 100);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -141,6 +170,10 @@ fn a_file_is_layered_under_the_environment() {
 
 #[test]
 fn a_secret_is_redacted_in_debug_output() {
-    let (s, _) = load(&[("CLERK_PUBLISHABLE_KEY", PK), ("CLERK_SECRET_KEY", "sk_test_very_secret")]).unwrap();
+    let (s, _) = load(&[
+        ("CLERK_PUBLISHABLE_KEY", PK),
+        ("CLERK_SECRET_KEY", "sk_test_very_secret"),
+    ])
+    .unwrap();
     assert!(!format!("{s:?}").contains("very_secret"));
 }

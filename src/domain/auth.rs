@@ -31,9 +31,7 @@ impl SessionAuth {
             user_id: string(claims.get("sub")).unwrap_or_default(),
             session_id: string(claims.get("sid")),
             session_status: string(claims.get("sts")),
-            actor_id: claims
-                .get("act")
-                .and_then(|act| string(act.get("sub"))),
+            actor_id: claims.get("act").and_then(|act| string(act.get("sub"))),
             features: string(claims.get("fea")),
             plans: string(claims.get("pla")),
             factor_verification_age: claims.get("fva").and_then(factor_age),
@@ -135,14 +133,21 @@ mod tests {
         assert_eq!(a.org_role.as_deref(), Some("org:admin"));
         assert_eq!(
             a.org_permissions,
-            ["org:dashboard:read", "org:dashboard:manage", "org:billing:manage"]
+            [
+                "org:dashboard:read",
+                "org:dashboard:manage",
+                "org:billing:manage"
+            ]
         );
     }
 
     #[test]
     fn v2_without_o_has_no_org() {
         let a = auth(json!({"sub": "user_1", "v": 2, "fea": "o:dashboard"}));
-        assert_eq!((a.org_id, a.org_role, a.org_permissions.len()), (None, None, 0));
+        assert_eq!(
+            (a.org_id, a.org_role, a.org_permissions.len()),
+            (None, None, 0)
+        );
     }
 
     #[test]

@@ -155,7 +155,12 @@ impl<K: KeySource> Authenticator<'_, K> {
     }
 
     /// Spec §2.2: a header token is verified on its own; no cookie rule applies.
-    async fn header_path(&self, ctx: &RequestContext<'_>, token: &str, now_ms: i64) -> RequestState {
+    async fn header_path(
+        &self,
+        ctx: &RequestContext<'_>,
+        token: &str,
+        now_ms: i64,
+    ) -> RequestState {
         if jwt::is_opaque_machine_token(token) {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
@@ -186,13 +191,23 @@ impl<K: KeySource> Authenticator<'_, K> {
         let has_client = cookies.client_uat != 0;
         let Some(session) = cookies.session.as_deref() else {
             return if has_client {
-                self.maybe_handshake(ctx, &cookies, Reason::ClientUatWithoutSessionToken, String::new())
+                self.maybe_handshake(
+                    ctx,
+                    &cookies,
+                    Reason::ClientUatWithoutSessionToken,
+                    String::new(),
+                )
             } else {
                 RequestState::signed_out(Reason::SessionTokenAndUatMissing, "", false)
             };
         };
         if !has_client {
-            return self.maybe_handshake(ctx, &cookies, Reason::SessionTokenWithoutClientUat, String::new());
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::SessionTokenWithoutClientUat,
+                String::new(),
+            );
         }
         let decoded = match Jwt::decode(session) {
             Ok(decoded) => decoded,
@@ -203,7 +218,12 @@ impl<K: KeySource> Authenticator<'_, K> {
         }
         #[allow(clippy::cast_precision_loss)]
         if number(decoded.payload().get("iat")).is_some_and(|iat| iat < cookies.client_uat as f64) {
-            return self.maybe_handshake(ctx, &cookies, Reason::SessionTokenIatBeforeClientUat, String::new());
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::SessionTokenIatBeforeClientUat,
+                String::new(),
+            );
         }
         match jwt::verify_jwt(&decoded, self.keys, &self.options.verify, now_ms).await {
             Ok(()) => signed_in(decoded.payload(), TokenCarrier::Cookie),
@@ -286,7 +306,12 @@ impl<K: KeySource> Authenticator<'_, K> {
     }
 
     /// The handshake `Location` (spec §2.7).
-    fn handshake_url(&self, ctx: &RequestContext<'_>, cookies: &CookieChoice<'_>, reason: &Reason) -> Option<String> {
+    fn handshake_url(
+        &self,
+        ctx: &RequestContext<'_>,
+        cookies: &CookieChoice<'_>,
+        reason: &Reason,
+    ) -> Option<String> {
         let clerk_url = public_url(&ctx.request)?;
         let mut redirect = clerk_url.clone();
         remove_query_params(&mut redirect, &["__clerk_db_jwt", "__dev_session"]);
@@ -296,7 +321,10 @@ impl<K: KeySource> Authenticator<'_, K> {
             let mut q = url.query_pairs_mut();
             q.append_pair("redirect_url", redirect.as_str());
             q.append_pair("__clerk_api_version", SUPPORTED_BAPI_VERSION);
-            q.append_pair("suffixed_cookies", if cookies.suffixed { "true" } else { "false" });
+            q.append_pair(
+                "suffixed_cookies",
+                if cookies.suffixed { "true" } else { "false" },
+            );
             q.append_pair("__clerk_hs_reason", &reason.as_str());
             q.append_pair("format", "nonce");
             if let Some(token) = cookies.session.as_deref().or(ctx.header_token()) {
@@ -349,7 +377,9 @@ impl<'c> CookieChoice<'c> {
         let c = &ctx.cookies;
         let suffixed = uses_suffixed_cookies(options, c, now_ms);
         let pick = |plain: &'c Option<Cow<'c, str>>, sfx: &'c Option<Cow<'c, str>>| {
-            if suffixed { sfx } else { plain }.as_ref().map(|v| Cow::Borrowed(&**v))
+            if suffixed { sfx } else { plain }
+                .as_ref()
+                .map(|v| Cow::Borrowed(&**v))
         };
         let session = pick(&c.session, &c.session_suffixed).filter(|s| !s.is_empty());
         let client_uat = pick(&c.client_uat, &c.client_uat_suffixed)
@@ -377,14 +407,17 @@ fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_ms: i
     if let Some(decoded) = &decoded_session {
         // Rule 1: a session cookie without an issuer is malformed: stay unsuffixed so the
         // request ends signed out instead of in a handshake.
-        let issuer = decoded.as_ref().ok().and_then(|jwt| jwt.payload().get("iss"));
+        let issuer = decoded
+            .as_ref()
+            .ok()
+            .and_then(|jwt| jwt.payload().get("iss"));
         let Some(issuer) = issuer.filter(|iss| truthy(iss)) else {
             return false;
         };
         // Rule 2: it belongs to another Clerk app on this domain.
-        let belongs = issuer.as_str().is_some_and(|iss| {
-            strip_http_schemes(iss) == options.original_frontend_api().as_ref()
-        });
+        let belongs = issuer
+            .as_str()
+            .is_some_and(|iss| strip_http_schemes(iss) == options.original_frontend_api().as_ref());
         if !belongs {
             return true;
         }
@@ -489,7 +522,9 @@ fn js_number(n: f64) -> String {
 /// A query parameter of the original request (first occurrence, decoded).
 fn query_param<'r>(ctx: &'r RequestContext<'_>, name: &str) -> Option<Cow<'r, str>> {
     let query = ctx.request.query()?;
-    form_urlencoded_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
+    form_urlencoded_pairs(query)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {

@@ -114,8 +114,14 @@ mod tests {
 
     #[test]
     fn the_first_of_a_repeated_name_wins_across_headers() {
-        let h = TestHeaders::new(&[("cookie", "__session=first"), ("cookie", "__session=second")]);
-        assert_eq!(ClerkCookies::parse(&h, "x").session.as_deref(), Some("first"));
+        let h = TestHeaders::new(&[
+            ("cookie", "__session=first"),
+            ("cookie", "__session=second"),
+        ]);
+        assert_eq!(
+            ClerkCookies::parse(&h, "x").session.as_deref(),
+            Some("first")
+        );
         let h = TestHeaders::new(&[("cookie", "__session=a; __session=b")]);
         assert_eq!(ClerkCookies::parse(&h, "x").session.as_deref(), Some("a"));
     }

@@ -38,7 +38,8 @@ impl Decision {
         match state {
             RequestState::SignedIn { auth, .. } if auth.is_pending() => Self::SignedOut {
                 reason: Reason::SessionPending,
-                message: "The session is pending: the user must finish a session task first.".into(),
+                message: "The session is pending: the user must finish a session task first."
+                    .into(),
                 token_presented: true,
                 set_cookies: Vec::new(),
             },

@@ -69,7 +69,10 @@ impl PublishableKey {
             InstanceType::Development => "pk_test_",
             InstanceType::Production => "pk_live_",
         };
-        let raw = format!("{prefix}{}", STANDARD_NO_PAD.encode(format!("{frontend_api}$")));
+        let raw = format!(
+            "{prefix}{}",
+            STANDARD_NO_PAD.encode(format!("{frontend_api}$"))
+        );
         Self {
             cookie_suffix: cookie_suffix(&raw),
             raw,
@@ -139,12 +142,16 @@ mod tests {
             "pk_test_",
             "sk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk",
             "pk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk_extra",
-            "pk_test_Zm9vLmJhcg",      // no trailing $
-            "pk_test_Zm9vJA",          // "foo$": no dot
-            "pk_test_Zm9vJC5iYXIk",    // "foo$.bar$": two $
+            "pk_test_Zm9vLmJhcg",   // no trailing $
+            "pk_test_Zm9vJA",       // "foo$": no dot
+            "pk_test_Zm9vJC5iYXIk", // "foo$.bar$": two $
             "pk_test_!!!!",
         ] {
-            assert_eq!(PublishableKey::parse(bad), Err(InvalidPublishableKey), "{bad}");
+            assert_eq!(
+                PublishableKey::parse(bad),
+                Err(InvalidPublishableKey),
+                "{bad}"
+            );
         }
     }
 

@@ -151,7 +151,8 @@ impl<'t> Jwt<'t> {
     /// `decodeJwt`: three dot-separated parts whose header and payload are JSON objects.
     pub fn decode(token: &'t str) -> Result<Self, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::new(
                 TokenErrorReason::TokenInvalid,
@@ -216,7 +217,10 @@ impl<'t> Jwt<'t> {
             .get("sub")
             .and_then(Value::as_str)
             .is_some_and(|sub| sub.starts_with("mch_"));
-        let oauth = matches!(self.header_str("typ"), Some("at+jwt" | "application/at+jwt"));
+        let oauth = matches!(
+            self.header_str("typ"),
+            Some("at+jwt" | "application/at+jwt")
+        );
         let other_category = match self.header.get("cat") {
             None => false,
             Some(Value::String(cat)) => cat != CATEGORY_SESSION && cat != CATEGORY_IGNORE,

@@ -237,7 +237,10 @@ impl KeySet {
 pub trait KeySource: Send + Sync {
     /// The key for a token whose header names `kid`. Errors carry Clerk's reasons
     /// (`jwk-kid-mismatch`, `jwk-remote-failed-to-load`, `secret-key-invalid`, …).
-    fn key(&self, kid: Option<&str>) -> impl Future<Output = Result<Arc<VerifyingKey>, TokenError>> + Send;
+    fn key(
+        &self,
+        kid: Option<&str>,
+    ) -> impl Future<Output = Result<Arc<VerifyingKey>, TokenError>> + Send;
 }
 
 /// A `jwtKey` PEM: networkless, and like Clerk it ignores the token's `kid`.
@@ -295,7 +298,8 @@ mod tests {
     #[test]
     fn small_or_foreign_keys_are_refused() {
         assert_eq!(
-            VerifyingKey::from_pem(include_str!("../../tests/fixtures/key1024.pub.pem")).unwrap_err(),
+            VerifyingKey::from_pem(include_str!("../../tests/fixtures/key1024.pub.pem"))
+                .unwrap_err(),
             KeyParseError::TooSmall(1024)
         );
         assert_eq!(
@@ -306,7 +310,10 @@ mod tests {
             VerifyingKey::from_pem("-----BEGIN PUBLIC KEY-----\n@@@\n-----END PUBLIC KEY-----"),
             Err(KeyParseError::Encoding(_))
         ));
-        assert!(matches!(VerifyingKey::from_pem(""), Err(KeyParseError::Encoding(_))));
+        assert!(matches!(
+            VerifyingKey::from_pem(""),
+            Err(KeyParseError::Encoding(_))
+        ));
     }
 
     #[test]
@@ -322,8 +329,17 @@ mod tests {
 
     #[test]
     fn an_empty_or_malformed_jwks_is_an_error() {
-        assert_eq!(KeySet::from_jwks(br#"{"keys":[]}"#).unwrap_err(), JwksError::Empty);
-        assert_eq!(KeySet::from_jwks(b"<html>").unwrap_err(), JwksError::Malformed);
-        assert_eq!(KeySet::from_jwks(br#"{"keys":{}}"#).unwrap_err(), JwksError::Malformed);
+        assert_eq!(
+            KeySet::from_jwks(br#"{"keys":[]}"#).unwrap_err(),
+            JwksError::Empty
+        );
+        assert_eq!(
+            KeySet::from_jwks(b"<html>").unwrap_err(),
+            JwksError::Malformed
+        );
+        assert_eq!(
+            KeySet::from_jwks(br#"{"keys":{}}"#).unwrap_err(),
+            JwksError::Malformed
+        );
     }
 }

@@ -80,7 +80,10 @@ impl Reason {
             Self::SessionTokenAndUatMissing => "session-token-and-uat-missing",
             Self::SessionTokenMissing => "session-token-missing",
             Self::SessionTokenExpiredRefresh(refresh) => {
-                return Owned(format!("session-token-expired-refresh-{}", refresh.as_str()));
+                return Owned(format!(
+                    "session-token-expired-refresh-{}",
+                    refresh.as_str()
+                ));
             }
             Self::SessionTokenIatBeforeClientUat => "session-token-iat-before-client-uat",
             Self::SessionTokenNbf => "session-token-nbf",
@@ -102,7 +105,9 @@ impl Reason {
                 RefreshError::NonEligibleNoRefreshCookie => {
                     "session-token-expired-refresh-non-eligible-no-refresh-cookie"
                 }
-                RefreshError::NonEligibleNonGet => "session-token-expired-refresh-non-eligible-non-get",
+                RefreshError::NonEligibleNonGet => {
+                    "session-token-expired-refresh-non-eligible-non-get"
+                }
                 _ => "session-token-expired-refresh-failed",
             },
             other => match other.as_str() {

@@ -192,7 +192,10 @@ pub(crate) mod tests {
 
     impl Headers for TestHeaders {
         fn get(&self, name: &str) -> Option<&str> {
-            self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+            self.0
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
         }
         fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
             let name = name.to_owned();
@@ -210,10 +213,19 @@ pub(crate) mod tests {
         }
     }
 
-    fn rebuild(mode: ForwardedHeaders, pairs: &[(&str, &str)], line: AuthRequestLine<'_>) -> (String, String, String, String) {
+    fn rebuild(
+        mode: ForwardedHeaders,
+        pairs: &[(&str, &str)],
+        line: AuthRequestLine<'_>,
+    ) -> (String, String, String, String) {
         let headers = TestHeaders::new(pairs);
         let r = OriginalRequest::from_headers(mode, &headers, line);
-        (r.method.into(), r.scheme.into(), r.host.into(), r.path_and_query.into())
+        (
+            r.method.into(),
+            r.scheme.into(),
+            r.host.into(),
+            r.path_and_query.into(),
+        )
     }
 
     fn own(m: &str, s: &str, h: &str, p: &str) -> (String, String, String, String) {
@@ -262,7 +274,10 @@ pub(crate) mod tests {
             ],
             line(),
         );
-        assert_eq!(got, own("DELETE", "https", "app.example.com:8443", "/a/b?c=d"));
+        assert_eq!(
+            got,
+            own("DELETE", "https", "app.example.com:8443", "/a/b?c=d")
+        );
     }
 
     #[test]
@@ -301,7 +316,10 @@ pub(crate) mod tests {
                 tail: Some("/app/res?x=1"),
             },
         );
-        assert_eq!(got, own("PATCH", "https", "app.example.com", "/app/res?x=1"));
+        assert_eq!(
+            got,
+            own("PATCH", "https", "app.example.com", "/app/res?x=1")
+        );
     }
 
     #[test]
@@ -336,7 +354,11 @@ pub(crate) mod tests {
     fn a_relative_original_url_is_not_trusted_as_absolute() {
         let got = rebuild(
             ForwardedHeaders::XOriginal,
-            &[("X-Original-URL", "/rel"), ("Host", "h"), ("X-Original-URI", "/u")],
+            &[
+                ("X-Original-URL", "/rel"),
+                ("Host", "h"),
+                ("X-Original-URI", "/u"),
+            ],
             line(),
         );
         assert_eq!(got, own("GET", "http", "h", "/u"));

@@ -13,13 +13,19 @@ pub const NOW_S: i64 = 1_795_694_400;
 pub const NOW_MS: i64 = NOW_S * 1000;
 
 pub fn signer() -> Signer {
-    Signer::from_pkcs8_pem(include_str!("../../tests/fixtures/key1.pem"), "ins_test_key1")
-        .unwrap()
+    Signer::from_pkcs8_pem(
+        include_str!("../../tests/fixtures/key1.pem"),
+        "ins_test_key1",
+    )
+    .unwrap()
 }
 
 pub fn other_signer() -> Signer {
-    Signer::from_pkcs8_pem(include_str!("../../tests/fixtures/key2.pem"), "ins_test_key2")
-        .unwrap()
+    Signer::from_pkcs8_pem(
+        include_str!("../../tests/fixtures/key2.pem"),
+        "ins_test_key2",
+    )
+    .unwrap()
 }
 
 pub fn pem_key() -> StaticKey {

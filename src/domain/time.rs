@@ -76,7 +76,10 @@ mod tests {
             "Wed, 18 Nov 2026 11:06:40 GMT"
         );
         assert_eq!(utc_string(Some(-1000.0)), "Wed, 31 Dec 1969 23:59:59 GMT");
-        assert_eq!(utc_string(Some(951_782_400_000.0)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            utc_string(Some(951_782_400_000.0)),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ fn prod_token(patch: Value) -> String {
 }
 
 fn reason(state: &RequestState) -> String {
-    state.reason().map(|r| r.as_str().into_owned()).unwrap_or_else(|| "signed-in".into())
+    state
+        .reason()
+        .map(|r| r.as_str().into_owned())
+        .unwrap_or_else(|| "signed-in".into())
 }
 
 fn kind(state: &RequestState) -> &'static str {
@@ -63,6 +66,9 @@ fn kind(state: &RequestState) -> &'static str {
         RequestState::Handshake { .. } => "handshake",
     }
 }
+
+/// (name, headers, expected state kind, expected reason)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str);
 
 const API: (&str, &str) = ("accept", "application/json");
 const PAGE: (&str, &str) = ("sec-fetch-dest", "document");
@@ -86,7 +92,10 @@ fn a_valid_bearer_token_is_signed_in_with_its_identity() {
     let RequestState::SignedIn { auth, carrier, .. } = state else {
         panic!("{state:?}");
     };
-    assert_eq!((auth.user_id.as_str(), carrier), ("user_1", TokenCarrier::Header));
+    assert_eq!(
+        (auth.user_id.as_str(), carrier),
+        ("user_1", TokenCarrier::Header)
+    );
 }
 
 #[test]
@@ -94,17 +103,35 @@ fn header_token_parsing_follows_clerk() {
     let o = options(PROD_PK);
     let token = prod_token(json!({}));
     // A bare value is the token.
-    assert_eq!(kind(&run(&o, &h(&[("authorization", &token), API]))), "signed-in");
+    assert_eq!(
+        kind(&run(&o, &h(&[("authorization", &token), API]))),
+        "signed-in"
+    );
     // The scheme is case-sensitive: `bearer` means no header token, so the cookie path runs.
     let lower = format!("bearer {token}");
-    assert_eq!(reason(&run(&o, &h(&[("authorization", &lower), API]))), "session-token-and-uat-missing");
+    assert_eq!(
+        reason(&run(&o, &h(&[("authorization", &lower), API]))),
+        "session-token-and-uat-missing"
+    );
     // Other schemes fall back to cookies too.
     let basic = "Basic dXNlcjpwYXNz";
     let cookie = format!("__session={token}; __client_uat={}", NOW_S - 10);
-    assert_eq!(kind(&run(&o, &h(&[("authorization", basic), ("cookie", &cookie), API]))), "signed-in");
+    assert_eq!(
+        kind(&run(
+            &o,
+            &h(&[("authorization", basic), ("cookie", &cookie), API])
+        )),
+        "signed-in"
+    );
     // A header token wins over the cookie, even a valid one.
     let bad = format!("Bearer {}", prod_token(json!({"exp": NOW_S - 60})));
-    assert_eq!(kind(&run(&o, &h(&[("authorization", &bad), ("cookie", &cookie), API]))), "signed-out");
+    assert_eq!(
+        kind(&run(
+            &o,
+            &h(&[("authorization", &bad), ("cookie", &cookie), API])
+        )),
+        "signed-out"
+    );
 }
 
 #[test]
@@ -115,8 +142,13 @@ fn header_path_reasons_match_clerk() {
     let iat = format!("Bearer {}", prod_token(json!({"iat": NOW_S + 60})));
     let m2m = format!("Bearer {}", prod_token(json!({"sub": "mch_123"})));
     let none = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.";
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
-        ("no credentials", h(&[API]), "signed-out", "session-token-and-uat-missing"),
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "no credentials",
+            h(&[API]),
+            "signed-out",
+            "session-token-and-uat-missing",
+        ),
         (
             "expired API call",
             h(&[("authorization", &expired), API]),
@@ -131,25 +163,58 @@ fn header_path_reasons_match_clerk() {
         ),
         (
             "expired POST",
-            h(&[("authorization", &expired), ("x-forwarded-method", "POST"), PAGE]),
+            h(&[
+                ("authorization", &expired),
+                ("x-forwarded-method", "POST"),
+                PAGE,
+            ]),
             "signed-out",
             "session-token-expired-refresh-non-eligible-non-get",
         ),
-        ("nbf ahead", h(&[("authorization", &nbf), API]), "signed-out", "session-token-nbf"),
+        (
+            "nbf ahead",
+            h(&[("authorization", &nbf), API]),
+            "signed-out",
+            "session-token-nbf",
+        ),
         (
             "iat ahead",
             h(&[("authorization", &iat), API]),
             "signed-out",
             "session-token-iat-in-the-future",
         ),
-        ("M2M JWT", h(&[("authorization", &m2m), API]), "signed-out", "token-type-mismatch"),
-        ("opaque M2M", h(&[("authorization", "Bearer mt_secret"), API]), "signed-out", "token-type-mismatch"),
-        ("alg none", h(&[("authorization", none), API]), "signed-out", "token-invalid-algorithm"),
-        ("garbage", h(&[("authorization", "Bearer garbage"), API]), "signed-out", "token-invalid"),
+        (
+            "M2M JWT",
+            h(&[("authorization", &m2m), API]),
+            "signed-out",
+            "token-type-mismatch",
+        ),
+        (
+            "opaque M2M",
+            h(&[("authorization", "Bearer mt_secret"), API]),
+            "signed-out",
+            "token-type-mismatch",
+        ),
+        (
+            "alg none",
+            h(&[("authorization", none), API]),
+            "signed-out",
+            "token-invalid-algorithm",
+        ),
+        (
+            "garbage",
+            h(&[("authorization", "Bearer garbage"), API]),
+            "signed-out",
+            "token-invalid",
+        ),
     ];
     for (name, headers, want_kind, want_reason) in cases {
         let state = run(&o, &headers);
-        assert_eq!((kind(&state), reason(&state).as_str()), (want_kind, want_reason), "{name}");
+        assert_eq!(
+            (kind(&state), reason(&state).as_str()),
+            (want_kind, want_reason),
+            "{name}"
+        );
     }
 }
 
@@ -157,7 +222,11 @@ fn header_path_reasons_match_clerk() {
 fn the_signed_out_message_is_the_full_verification_message() {
     let o = options(PROD_PK);
     let expired = format!("Bearer {}", prod_token(json!({"exp": NOW_S - 3600})));
-    let RequestState::SignedOut { message, token_presented, .. } = run(&o, &h(&[("authorization", &expired), API]))
+    let RequestState::SignedOut {
+        message,
+        token_presented,
+        ..
+    } = run(&o, &h(&[("authorization", &expired), API]))
     else {
         panic!()
     };
@@ -180,17 +249,60 @@ fn cookie_path_rules_in_order() {
     let zero_uat = format!("__session={good}; __client_uat=0");
     let only_uat = format!("__client_uat={uat}");
     let outdated = format!("__session={old}; __client_uat={uat}");
-    let expired = format!("__session={}; __client_uat={uat}", prod_token(json!({"exp": NOW_S - 60})));
+    let expired = format!(
+        "__session={}; __client_uat={uat}",
+        prod_token(json!({"exp": NOW_S - 60}))
+    );
     let bad_cookie = format!("__session=x.y.z; __client_uat={uat}");
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
-        ("signed in", h(&[("cookie", &both), PAGE]), "signed-in", "signed-in"),
-        ("anonymous page", h(&[PAGE]), "signed-out", "session-token-and-uat-missing"),
-        ("uat 0, no session", h(&[("cookie", "__client_uat=0"), PAGE]), "signed-out", "session-token-and-uat-missing"),
-        ("session, no uat", h(&[("cookie", &only_session), PAGE]), "handshake", "session-token-but-no-client-uat"),
-        ("session, uat 0", h(&[("cookie", &zero_uat), PAGE]), "handshake", "session-token-but-no-client-uat"),
-        ("session, no uat, API", h(&[("cookie", &only_session), API]), "signed-out", "session-token-but-no-client-uat"),
-        ("uat, no session", h(&[("cookie", &only_uat), PAGE]), "handshake", "client-uat-but-no-session-token"),
-        ("iat before uat", h(&[("cookie", &outdated), PAGE]), "handshake", "session-token-iat-before-client-uat"),
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "signed in",
+            h(&[("cookie", &both), PAGE]),
+            "signed-in",
+            "signed-in",
+        ),
+        (
+            "anonymous page",
+            h(&[PAGE]),
+            "signed-out",
+            "session-token-and-uat-missing",
+        ),
+        (
+            "uat 0, no session",
+            h(&[("cookie", "__client_uat=0"), PAGE]),
+            "signed-out",
+            "session-token-and-uat-missing",
+        ),
+        (
+            "session, no uat",
+            h(&[("cookie", &only_session), PAGE]),
+            "handshake",
+            "session-token-but-no-client-uat",
+        ),
+        (
+            "session, uat 0",
+            h(&[("cookie", &zero_uat), PAGE]),
+            "handshake",
+            "session-token-but-no-client-uat",
+        ),
+        (
+            "session, no uat, API",
+            h(&[("cookie", &only_session), API]),
+            "signed-out",
+            "session-token-but-no-client-uat",
+        ),
+        (
+            "uat, no session",
+            h(&[("cookie", &only_uat), PAGE]),
+            "handshake",
+            "client-uat-but-no-session-token",
+        ),
+        (
+            "iat before uat",
+            h(&[("cookie", &outdated), PAGE]),
+            "handshake",
+            "session-token-iat-before-client-uat",
+        ),
         (
             "expired cookie",
             h(&[("cookie", &expired), PAGE]),
@@ -206,7 +318,11 @@ fn cookie_path_rules_in_order() {
     ];
     for (name, headers, want_kind, want_reason) in cases {
         let state = run(&o, &headers);
-        assert_eq!((kind(&state), reason(&state).as_str()), (want_kind, want_reason), "{name}");
+        assert_eq!(
+            (kind(&state), reason(&state).as_str()),
+            (want_kind, want_reason),
+            "{name}"
+        );
     }
 }
 
@@ -214,9 +330,15 @@ fn cookie_path_rules_in_order() {
 fn development_requires_the_dev_browser() {
     let o = options(DEV_PK);
     let missing = run(&o, &h(&[PAGE]));
-    assert_eq!((kind(&missing), reason(&missing).as_str()), ("handshake", "dev-browser-missing"));
+    assert_eq!(
+        (kind(&missing), reason(&missing).as_str()),
+        ("handshake", "dev-browser-missing")
+    );
     let api = run(&o, &h(&[API]));
-    assert_eq!((kind(&api), reason(&api).as_str()), ("signed-out", "dev-browser-missing"));
+    assert_eq!(
+        (kind(&api), reason(&api).as_str()),
+        ("signed-out", "dev-browser-missing")
+    );
     let sync = run(
         &o,
         &[
@@ -225,7 +347,10 @@ fn development_requires_the_dev_browser() {
             PAGE,
         ],
     );
-    assert_eq!((kind(&sync), reason(&sync).as_str()), ("handshake", "dev-browser-sync"));
+    assert_eq!(
+        (kind(&sync), reason(&sync).as_str()),
+        ("handshake", "dev-browser-sync")
+    );
     let anonymous = run(&o, &h(&[("cookie", "__clerk_db_jwt=dvb_1"), PAGE]));
     assert_eq!(reason(&anonymous), "session-token-and-uat-missing");
 }
@@ -235,22 +360,39 @@ fn the_handshake_url_is_clerks() {
     let o = options(PROD_PK);
     let uat = (NOW_S - 10).to_string();
     let state = run(&o, &h(&[("cookie", &format!("__client_uat={uat}")), PAGE]));
-    let RequestState::Handshake { location, set_cookies, message, .. } = state else {
+    let RequestState::Handshake {
+        location,
+        set_cookies,
+        message,
+        ..
+    } = state
+    else {
         panic!("{state:?}")
     };
     assert_eq!(
         location,
         "https://clerk.example.com/v1/client/handshake?redirect_url=https%3A%2F%2Fapp.example.com%2Fd%3Fx%3D1&__clerk_api_version=2026-05-12&suffixed_cookies=false&__clerk_hs_reason=client-uat-but-no-session-token&format=nonce"
     );
-    assert_eq!(set_cookies, ["__clerk_redirect_count=1; SameSite=Lax; HttpOnly; Max-Age=2"]);
+    assert_eq!(
+        set_cookies,
+        ["__clerk_redirect_count=1; SameSite=Lax; HttpOnly; Max-Age=2"]
+    );
     assert_eq!(message, "");
 }
 
 #[test]
 fn the_handshake_url_carries_the_session_and_dev_browser_and_drops_db_params() {
     let o = options(DEV_PK);
-    let token = signer().sign(&session_claims("user_1", "foo-bar-13.clerk.accounts.dev", NOW_S - 120, 60));
-    let cookie = format!("__session={token}; __client_uat={}; __clerk_db_jwt=dvb_9", NOW_S - 200);
+    let token = signer().sign(&session_claims(
+        "user_1",
+        "foo-bar-13.clerk.accounts.dev",
+        NOW_S - 120,
+        60,
+    ));
+    let cookie = format!(
+        "__session={token}; __client_uat={}; __clerk_db_jwt=dvb_9",
+        NOW_S - 200
+    );
     let state = run(
         &o,
         &[
@@ -260,14 +402,19 @@ fn the_handshake_url_carries_the_session_and_dev_browser_and_drops_db_params() {
             ("accept", "text/html,application/xhtml+xml"),
         ],
     );
-    let RequestState::Handshake { location, .. } = state else { panic!("{state:?}") };
+    let RequestState::Handshake { location, .. } = state else {
+        panic!("{state:?}")
+    };
     let url = Url::parse(&location).unwrap();
     assert_eq!(url.host_str(), Some("foo-bar-13.clerk.accounts.dev"));
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
     assert_eq!(q["redirect_url"], "http://localhost:3000/p?a=b+c");
     assert_eq!(q["__session"], token);
     assert_eq!(q["__clerk_db_jwt"], "dvb_9");
-    assert_eq!(q["__clerk_hs_reason"], "session-token-expired-refresh-non-eligible-no-refresh-cookie");
+    assert_eq!(
+        q["__clerk_hs_reason"],
+        "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+    );
 }
 
 #[test]
@@ -275,35 +422,66 @@ fn a_proxy_url_replaces_the_frontend_api_in_the_handshake() {
     let mut o = options(PROD_PK);
     o.proxy_url = Some("/__clerk/".into());
     let state = run(&o, &h(&[("cookie", "__client_uat=5"), PAGE]));
-    let RequestState::Handshake { location, .. } = state else { panic!() };
-    assert!(location.starts_with("https://app.example.com/__clerk/v1/client/handshake?"), "{location}");
+    let RequestState::Handshake { location, .. } = state else {
+        panic!()
+    };
+    assert!(
+        location.starts_with("https://app.example.com/__clerk/v1/client/handshake?"),
+        "{location}"
+    );
     o.proxy_url = Some("https://proxy.example.com/clerk".into());
     let state = run(&o, &h(&[("cookie", "__client_uat=5"), PAGE]));
-    let RequestState::Handshake { location, .. } = state else { panic!() };
-    assert!(location.starts_with("https://proxy.example.com/clerk/v1/client/handshake?"), "{location}");
+    let RequestState::Handshake { location, .. } = state else {
+        panic!()
+    };
+    assert!(
+        location.starts_with("https://proxy.example.com/clerk/v1/client/handshake?"),
+        "{location}"
+    );
 }
 
 #[test]
 fn the_third_redirect_is_a_loop_and_ends_signed_out() {
     let o = options(PROD_PK);
-    let second = run(&o, &h(&[("cookie", "__client_uat=5; __clerk_redirect_count=2"), PAGE]));
-    let RequestState::Handshake { set_cookies, .. } = &second else { panic!() };
-    assert_eq!(set_cookies[0], "__clerk_redirect_count=3; SameSite=Lax; HttpOnly; Max-Age=2");
-    let third = run(&o, &h(&[("cookie", "__client_uat=5; __clerk_redirect_count=3"), PAGE]));
-    assert_eq!((kind(&third), reason(&third).as_str()), ("signed-out", "client-uat-but-no-session-token"));
+    let second = run(
+        &o,
+        &h(&[("cookie", "__client_uat=5; __clerk_redirect_count=2"), PAGE]),
+    );
+    let RequestState::Handshake { set_cookies, .. } = &second else {
+        panic!()
+    };
+    assert_eq!(
+        set_cookies[0],
+        "__clerk_redirect_count=3; SameSite=Lax; HttpOnly; Max-Age=2"
+    );
+    let third = run(
+        &o,
+        &h(&[("cookie", "__client_uat=5; __clerk_redirect_count=3"), PAGE]),
+    );
+    assert_eq!(
+        (kind(&third), reason(&third).as_str()),
+        ("signed-out", "client-uat-but-no-session-token")
+    );
 }
 
 #[test]
 fn doc_eligibility_is_a_get_page_load() {
     let o = options(PROD_PK);
     let c = ("cookie", "__client_uat=5");
-    let eligible = |extra: &[(&str, &str)]| kind(&run(&o, &h(&[&[c], extra].concat()))) == "handshake";
+    let eligible =
+        |extra: &[(&str, &str)]| kind(&run(&o, &h(&[&[c], extra].concat()))) == "handshake";
     assert!(eligible(&[("sec-fetch-dest", "document")]));
     assert!(eligible(&[("sec-fetch-dest", "iframe")]));
     assert!(eligible(&[("accept", "text/html")]));
-    assert!(!eligible(&[("sec-fetch-dest", "empty"), ("accept", "text/html")]));
+    assert!(!eligible(&[
+        ("sec-fetch-dest", "empty"),
+        ("accept", "text/html")
+    ]));
     assert!(!eligible(&[("accept", "application/json, text/html")]));
-    assert!(!eligible(&[("sec-fetch-dest", "document"), ("x-forwarded-method", "POST")]));
+    assert!(!eligible(&[
+        ("sec-fetch-dest", "document"),
+        ("x-forwarded-method", "POST")
+    ]));
 }
 
 mod suffixed_cookies {
@@ -329,19 +507,29 @@ mod suffixed_cookies {
 
     #[test]
     fn rule_1_a_session_without_issuer_means_unsuffixed() {
-        let cookie = format!("__session={}; __session_{SFX}={}", token("", NOW_S), token("clerk.example.com", NOW_S));
+        let cookie = format!(
+            "__session={}; __session_{SFX}={}",
+            token("", NOW_S),
+            token("clerk.example.com", NOW_S)
+        );
         assert!(!choose(&cookie));
         assert!(!choose(&format!("__session=garbage; __client_uat_{SFX}=5")));
     }
 
     #[test]
     fn rule_2_a_session_of_another_app_means_suffixed() {
-        assert!(choose(&format!("__session={}", token("other.clerk.accounts.dev", NOW_S))));
+        assert!(choose(&format!(
+            "__session={}",
+            token("other.clerk.accounts.dev", NOW_S)
+        )));
     }
 
     #[test]
     fn rule_3_no_suffixed_cookies_means_unsuffixed() {
-        assert!(!choose(&format!("__session={}; __client_uat=5", token("clerk.example.com", NOW_S))));
+        assert!(!choose(&format!(
+            "__session={}; __client_uat=5",
+            token("clerk.example.com", NOW_S)
+        )));
     }
 
     #[test]
@@ -375,7 +563,10 @@ mod suffixed_cookies {
 
     #[test]
     fn rule_7_a_suffixed_session_without_its_uat_means_unsuffixed() {
-        assert!(!choose(&format!("__session_{SFX}={}", token("clerk.example.com", NOW_S))));
+        assert!(!choose(&format!(
+            "__session_{SFX}={}",
+            token("clerk.example.com", NOW_S)
+        )));
     }
 
     #[test]
@@ -397,7 +588,10 @@ mod suffixed_cookies {
         );
         // The unsuffixed session has no issuer (rule 1), so the unsuffixed pair is used, and
         // it has no client_uat.
-        assert_eq!(reason(&run(&o, &h(&[("cookie", &cookie), API]))), "session-token-but-no-client-uat");
+        assert_eq!(
+            reason(&run(&o, &h(&[("cookie", &cookie), API]))),
+            "session-token-but-no-client-uat"
+        );
         let other_app = token("other.clerk.accounts.dev", NOW_S);
         let cookie = format!(
             "__session={other_app}; __client_uat=1; __client_uat_{SFX}={}; __session_{SFX}={}",

@@ -77,36 +77,88 @@ fn every_verification_reason_matches_clerk() {
         ),
         (
             "alg none",
-            format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims())),
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                b64(&claims())
+            ),
             "token-invalid-algorithm",
         ),
-        ("HS256 signed with the public key", hs256_with_public_key(), "token-invalid-algorithm"),
+        (
+            "HS256 signed with the public key",
+            hs256_with_public_key(),
+            "token-invalid-algorithm",
+        ),
         (
             "ES256",
             s.sign_with_header(&json!({"alg": "ES256", "typ": "JWT"}), &claims()),
             "token-invalid-algorithm",
         ),
-        ("another key", other_signer().sign(&claims()), "token-invalid-signature"),
+        (
+            "another key",
+            other_signer().sign(&claims()),
+            "token-invalid-signature",
+        ),
         (
             "RS384 against the RS256-only PEM",
             s.sign_with_header(&json!({"alg": "RS384", "typ": "JWT"}), &claims()),
             "token-verification-failed",
         ),
-        ("sub missing", s.sign(&with(claims(), json!({"sub": null}))), "token-verification-failed"),
-        ("sub a number", s.sign(&with(claims(), json!({"sub": 7}))), "token-verification-failed"),
-        ("azp missing", s.sign(&with(claims(), json!({"azp": null}))), "token-invalid-authorized-parties"),
+        (
+            "sub missing",
+            s.sign(&with(claims(), json!({"sub": null}))),
+            "token-verification-failed",
+        ),
+        (
+            "sub a number",
+            s.sign(&with(claims(), json!({"sub": 7}))),
+            "token-verification-failed",
+        ),
+        (
+            "azp missing",
+            s.sign(&with(claims(), json!({"azp": null}))),
+            "token-invalid-authorized-parties",
+        ),
         (
             "azp foreign",
             s.sign(&with(claims(), json!({"azp": "https://evil.example"}))),
             "token-invalid-authorized-parties",
         ),
-        ("exp missing", s.sign(&with(claims(), json!({"exp": null}))), "token-verification-failed"),
-        ("exp a string", s.sign(&with(claims(), json!({"exp": "9999999999"}))), "token-verification-failed"),
-        ("expired", s.sign(&with(claims(), json!({"exp": NOW_S - 6}))), "token-expired"),
-        ("nbf a string", s.sign(&with(claims(), json!({"nbf": "1"}))), "token-verification-failed"),
-        ("nbf ahead", s.sign(&with(claims(), json!({"nbf": NOW_S + 6}))), "token-not-active-yet"),
-        ("iat a bool", s.sign(&with(claims(), json!({"iat": true}))), "token-verification-failed"),
-        ("iat ahead", s.sign(&with(claims(), json!({"iat": NOW_S + 6}))), "token-iat-in-the-future"),
+        (
+            "exp missing",
+            s.sign(&with(claims(), json!({"exp": null}))),
+            "token-verification-failed",
+        ),
+        (
+            "exp a string",
+            s.sign(&with(claims(), json!({"exp": "9999999999"}))),
+            "token-verification-failed",
+        ),
+        (
+            "expired",
+            s.sign(&with(claims(), json!({"exp": NOW_S - 6}))),
+            "token-expired",
+        ),
+        (
+            "nbf a string",
+            s.sign(&with(claims(), json!({"nbf": "1"}))),
+            "token-verification-failed",
+        ),
+        (
+            "nbf ahead",
+            s.sign(&with(claims(), json!({"nbf": NOW_S + 6}))),
+            "token-not-active-yet",
+        ),
+        (
+            "iat a bool",
+            s.sign(&with(claims(), json!({"iat": true}))),
+            "token-verification-failed",
+        ),
+        (
+            "iat ahead",
+            s.sign(&with(claims(), json!({"iat": NOW_S + 6}))),
+            "token-iat-in-the-future",
+        ),
     ];
     for (name, token, want) in cases {
         assert_eq!(reason_of(&token), want, "{name}");
@@ -143,14 +195,20 @@ fn clock_skew_is_applied_at_the_exact_boundaries() {
         ..options()
     };
     let just_expired = s.sign(&with(claims(), json!({"exp": NOW_S})));
-    assert_eq!(verify_pem(&just_expired, &zero).unwrap_err().reason, TokenErrorReason::TokenExpired);
+    assert_eq!(
+        verify_pem(&just_expired, &zero).unwrap_err().reason,
+        TokenErrorReason::TokenExpired
+    );
 }
 
 #[test]
 fn messages_are_clerks_words() {
     let s = signer();
-    let expired = verify_pem(&s.sign(&with(claims(), json!({"exp": NOW_S - 3600}))), &options())
-        .unwrap_err();
+    let expired = verify_pem(
+        &s.sign(&with(claims(), json!({"exp": NOW_S - 3600}))),
+        &options(),
+    )
+    .unwrap_err();
     assert_eq!(
         expired.full_message(TokenCarrier::Cookie),
         "JWT is expired. Expiry date: Thu, 26 Nov 2026 11:00:00 GMT, Current date: Thu, 26 Nov \
@@ -158,7 +216,9 @@ fn messages_are_clerks_words() {
     );
     let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims()));
     assert_eq!(
-        verify_pem(&none, &options()).unwrap_err().full_message(TokenCarrier::Header),
+        verify_pem(&none, &options())
+            .unwrap_err()
+            .full_message(TokenCarrier::Header),
         "Invalid JWT algorithm \"none\". Supported: RS256,RS384,RS512. Make sure that this is a \
          valid Clerk-generated JWT. (reason=token-invalid-algorithm, token-carrier=header)"
     );
@@ -168,9 +228,15 @@ fn messages_are_clerks_words() {
         "Invalid JWT Authorized party claim (azp) undefined. Expected \"http://localhost:3000\"."
     );
     let sub = verify_pem(&s.sign(&with(claims(), json!({"sub": 7}))), &options()).unwrap_err();
-    assert_eq!(sub.message, "Subject claim (sub) is required and must be a string. Received 7.");
-    let nbf = verify_pem(&s.sign(&with(claims(), json!({"nbf": NOW_S + 60}))), &options())
-        .unwrap_err();
+    assert_eq!(
+        sub.message,
+        "Subject claim (sub) is required and must be a string. Received 7."
+    );
+    let nbf = verify_pem(
+        &s.sign(&with(claims(), json!({"nbf": NOW_S + 60}))),
+        &options(),
+    )
+    .unwrap_err();
     assert_eq!(
         nbf.message,
         "JWT cannot be used prior to not before date claim (nbf). Not before date: Thu, 26 Nov \
@@ -185,7 +251,11 @@ fn audience_is_checked_only_when_both_sides_have_one() {
         audience: vec!["api".into()],
         ..options()
     };
-    let check = |claims: Value| verify_pem(&s.sign(&claims), &aud).map(|_| ()).map_err(|e| e.reason);
+    let check = |claims: Value| {
+        verify_pem(&s.sign(&claims), &aud)
+            .map(|_| ())
+            .map_err(|e| e.reason)
+    };
     assert_eq!(check(claims()), Ok(()));
     assert_eq!(check(with(claims(), json!({"aud": "api"}))), Ok(()));
     assert_eq!(check(with(claims(), json!({"aud": ["x", "api"]}))), Ok(()));
@@ -222,11 +292,22 @@ fn jwks_keys_are_chosen_by_kid_and_unknown_kids_mismatch() {
     let err = verify(&unknown).unwrap_err();
     assert_eq!(err.reason, TokenErrorReason::JwkKidMismatch);
     assert!(err.message.contains("kid='ins_nope'"), "{}", err.message);
-    assert!(err.message.ends_with("ins_test_key1, ins_test_key2"), "{}", err.message);
+    assert!(
+        err.message.ends_with("ins_test_key1, ins_test_key2"),
+        "{}",
+        err.message
+    );
     // Key resolution comes before the header checks, as in Clerk: alg none with an unknown
     // kid is a kid mismatch.
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "kid": "zz"})), b64(&claims()));
-    assert_eq!(verify(&none).unwrap_err().reason, TokenErrorReason::JwkKidMismatch);
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "kid": "zz"})),
+        b64(&claims())
+    );
+    assert_eq!(
+        verify(&none).unwrap_err().reason,
+        TokenErrorReason::JwkKidMismatch
+    );
 }
 
 #[test]
@@ -257,7 +338,10 @@ fn machine_tokens_are_recognised() {
     assert!(Jwt::decode(&m2m).unwrap().is_machine_or_non_session());
     let oauth = s.sign_with_header(&json!({"alg": "RS256", "typ": "at+jwt"}), &claims());
     assert!(Jwt::decode(&oauth).unwrap().is_machine_or_non_session());
-    let template = s.sign_with_header(&json!({"alg": "RS256", "cat": "cl_B7d4PD222AAA"}), &claims());
+    let template = s.sign_with_header(
+        &json!({"alg": "RS256", "cat": "cl_B7d4PD222AAA"}),
+        &claims(),
+    );
     assert!(Jwt::decode(&template).unwrap().is_machine_or_non_session());
     let session = s.sign_with_header(&json!({"alg": "RS256", "cat": CATEGORY_SESSION}), &claims());
     assert!(!Jwt::decode(&session).unwrap().is_machine_or_non_session());

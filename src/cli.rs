@@ -1,0 +1,133 @@
+//! The command line: `serve`, `check-config` and `dev`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "clerk-forward-auth",
+    version,
+    about = "Clerk sign-in enforced at your proxy: an external-auth service for nginx, Traefik, Envoy, Caddy and HAProxy"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve /verify with the configuration from FILE and the environment.
+    Serve {
+        /// A TOML or YAML file; environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Overrides server.listen (CLERK_FA_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate the configuration, print every problem, exit 1 if there is any.
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Try it with no Clerk account: an ephemeral key, a token, and curl commands.
+    Dev {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(config, &env),
+        Command::Serve { config, listen } => {
+            let (mut settings, warnings) = match Settings::load(config.as_deref(), &env) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("invalid configuration:\n{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            telemetry::init(settings.log_format, &settings.log_level);
+            for warning in warnings.0 {
+                tracing::warn!("{warning}");
+            }
+            block_on(serve(settings))
+        }
+        Command::Dev { listen } => block_on(crate::dev::run(listen)),
+    }
+}
+
+fn check_config(config: Option<PathBuf>, env: &HashMap<String, String>) -> ExitCode {
+    match Settings::load(config.as_deref(), env) {
+        Ok((settings, warnings)) => {
+            for warning in &warnings.0 {
+                println!("warning: {warning}");
+            }
+            let keys = match &settings.keys {
+                crate::config::KeySettings::Pem(_) => "networkless (CLERK_JWT_KEY)".to_owned(),
+                crate::config::KeySettings::Jwks { url, .. } => format!("JWKS from {url}"),
+            };
+            println!(
+                "configuration OK: instance {} ({:?}), keys {keys}, listening on {}",
+                settings.clerk.publishable_key.frontend_api(),
+                settings.clerk.instance_type(),
+                settings.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for problem in &e.problems {
+                println!("error: {problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    let app = match Application::build(&settings) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(port = app.port(), "serving /verify");
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The main thread only accepts connections and refreshes keys; actix runs its own workers.
+fn block_on<F: std::future::Future<Output = ExitCode>>(future: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(future),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

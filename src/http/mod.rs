@@ -1,0 +1,45 @@
+//! The actix-web adapter: routes, the `/verify` handler, health and metrics endpoints.
+
+pub mod health;
+pub mod verify;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::metrics::Metrics;
+use crate::service::Service;
+use verify::ResponseHeaders;
+
+/// Shared, immutable per-process state handed to every handler.
+pub struct AppState {
+    pub service: Service,
+    pub metrics: Arc<Metrics>,
+    pub headers: ResponseHeaders,
+    /// Whether `/metrics` is served next to `/verify`.
+    pub metrics_here: bool,
+}
+
+/// Every route this service answers. `openapi.yaml` documents exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/verify", "any"),
+    ("/verify/{tail}", "any"),
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+    ("/metrics", "get"),
+];
+
+/// Registers the routes; used by the server and by the tests alike.
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let metrics_here = state.metrics_here;
+        cfg.app_data(state)
+            .route("/verify", web::route().to(verify::verify))
+            .route("/verify/{tail:.*}", web::route().to(verify::verify))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz));
+        if metrics_here {
+            cfg.route("/metrics", web::get().to(health::metrics));
+        }
+    }
+}

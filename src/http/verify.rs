@@ -1,0 +1,225 @@
+//! `/verify`: rebuilds the original request, decides, and answers 200, 401, 307 or 503.
+//! This is the one place a decision becomes a status code and headers.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+
+use super::AppState;
+use crate::config::IdentityHeaders;
+use crate::domain::auth::SessionAuth;
+use crate::domain::decision::Decision;
+use crate::domain::request::{AuthRequestLine, Headers};
+
+const AUTH_STATUS: HeaderName = HeaderName::from_static("x-clerk-auth-status");
+const AUTH_REASON: HeaderName = HeaderName::from_static("x-clerk-auth-reason");
+const AUTH_MESSAGE: HeaderName = HeaderName::from_static("x-clerk-auth-message");
+const SIGNED_IN: HeaderValue = HeaderValue::from_static("signed-in");
+const SIGNED_OUT: HeaderValue = HeaderValue::from_static("signed-out");
+const HANDSHAKE: HeaderValue = HeaderValue::from_static("handshake");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
+const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
+const EMPTY: HeaderValue = HeaderValue::from_static("");
+
+/// The identity header names, parsed once from the settings.
+pub struct ResponseHeaders {
+    user_id: HeaderName,
+    session_id: HeaderName,
+    org_id: HeaderName,
+    org_role: HeaderName,
+    org_slug: HeaderName,
+    org_permissions: HeaderName,
+    actor_id: HeaderName,
+}
+
+impl ResponseHeaders {
+    pub fn new(names: &IdentityHeaders) -> Result<Self, header::InvalidHeaderName> {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes());
+        Ok(Self {
+            user_id: name(&names.user_id)?,
+            session_id: name(&names.session_id)?,
+            org_id: name(&names.org_id)?,
+            org_role: name(&names.org_role)?,
+            org_slug: name(&names.org_slug)?,
+            org_permissions: name(&names.org_permissions)?,
+            actor_id: name(&names.actor_id)?,
+        })
+    }
+
+    /// Every identity header, always: empty when unknown, so a proxy that copies them
+    /// overwrites any copy a client forged.
+    fn identity(&self, builder: &mut HttpResponseBuilder, auth: &SessionAuth) {
+        let permissions = auth.org_permissions.join(",");
+        let pairs = [
+            (&self.user_id, Some(auth.user_id.as_str())),
+            (&self.session_id, auth.session_id.as_deref()),
+            (&self.org_id, auth.org_id.as_deref()),
+            (&self.org_role, auth.org_role.as_deref()),
+            (&self.org_slug, auth.org_slug.as_deref()),
+            (&self.org_permissions, Some(permissions.as_str())),
+            (&self.actor_id, auth.actor_id.as_deref()),
+        ];
+        for (name, value) in pairs {
+            let value = value
+                .and_then(|v| HeaderValue::from_str(v).ok())
+                .unwrap_or(EMPTY);
+            builder.insert_header((name.clone(), value));
+        }
+    }
+}
+
+/// Read-only view of actix's header map for the domain.
+struct ActixHeaders<'a>(&'a HeaderMap);
+
+impl Headers for ActixHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        self.0.get_all(name).filter_map(|v| v.to_str().ok())
+    }
+}
+
+/// The handler. It never reads the body: nginx announces a Content-Length it never sends.
+pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let headers = ActixHeaders(req.headers());
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let line = AuthRequestLine {
+        method: req.method().as_str(),
+        // Envoy appends the original path and query to its path prefix.
+        tail: target
+            .strip_prefix("/verify")
+            .filter(|t| t.starts_with('/')),
+    };
+    let (decision, outcome) = state.service.decide(&headers, line).await;
+    let response = render(&decision, &state.headers);
+
+    let reason = decision.reason().map_or("none", |r| r.metric_label());
+    let label = decision.outcome();
+    state
+        .metrics
+        .decisions
+        .with_label_values(&[label, reason])
+        .inc();
+    state
+        .metrics
+        .decision_seconds
+        .with_label_values(&[label])
+        .observe(started.elapsed().as_secs_f64());
+    let user_id = match &decision {
+        Decision::Allow { auth, .. } => auth.user_id.as_str(),
+        _ => "",
+    };
+    tracing::info!(
+        outcome = label,
+        reason,
+        user_id,
+        host = %outcome.host,
+        path = %outcome.path,
+        status = response.status().as_u16(),
+        "decision"
+    );
+    response
+}
+
+/// Turns a decision into the response. One exhaustive match: a new kind of decision
+/// cannot silently become a 500.
+pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
+    match decision {
+        Decision::Allow { auth, set_cookies } => {
+            let mut builder = HttpResponse::Ok();
+            builder.insert_header((AUTH_STATUS, SIGNED_IN));
+            names.identity(&mut builder, auth);
+            cookies(&mut builder, set_cookies);
+            builder.finish()
+        }
+        Decision::SignedOut {
+            reason,
+            message,
+            token_presented,
+            set_cookies,
+        } => {
+            let mut builder = HttpResponse::Unauthorized();
+            builder
+                .insert_header((AUTH_STATUS, SIGNED_OUT))
+                .insert_header((header::CACHE_CONTROL, NO_STORE))
+                .insert_header((
+                    header::WWW_AUTHENTICATE,
+                    if *token_presented {
+                        INVALID_TOKEN
+                    } else {
+                        BEARER
+                    },
+                ));
+            debug_headers(&mut builder, &reason.as_str(), message);
+            cookies(&mut builder, set_cookies);
+            builder.json(ErrorBody {
+                status: "signed-out",
+                reason: &reason.as_str(),
+                message,
+            })
+        }
+        Decision::Redirect {
+            reason,
+            message,
+            location,
+            set_cookies,
+        } => {
+            let mut builder = HttpResponse::build(StatusCode::TEMPORARY_REDIRECT);
+            builder
+                .insert_header((AUTH_STATUS, HANDSHAKE))
+                .insert_header((header::CACHE_CONTROL, NO_STORE));
+            if let Ok(location) = HeaderValue::from_str(location) {
+                builder.insert_header((header::LOCATION, location));
+            }
+            debug_headers(&mut builder, &reason.as_str(), message);
+            cookies(&mut builder, set_cookies);
+            builder.finish()
+        }
+        Decision::Unavailable { reason, message } => {
+            let mut builder = HttpResponse::ServiceUnavailable();
+            builder
+                .insert_header((AUTH_STATUS, SIGNED_OUT))
+                .insert_header((header::CACHE_CONTROL, NO_STORE))
+                .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            debug_headers(&mut builder, &reason.as_str(), message);
+            builder.json(ErrorBody {
+                status: "unavailable",
+                reason: &reason.as_str(),
+                message,
+            })
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    reason: &'a str,
+    message: &'a str,
+}
+
+/// Clerk's debug headers. Like Clerk, a value that cannot be a header value is skipped.
+fn debug_headers(builder: &mut HttpResponseBuilder, reason: &str, message: &str) {
+    if let Ok(value) = HeaderValue::from_str(reason) {
+        builder.insert_header((AUTH_REASON, value));
+    }
+    if !message.is_empty()
+        && let Ok(value) = HeaderValue::from_str(message)
+    {
+        builder.insert_header((AUTH_MESSAGE, value));
+    }
+}
+
+fn cookies(builder: &mut HttpResponseBuilder, set_cookies: &[String]) {
+    for cookie in set_cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            builder.append_header((header::SET_COOKIE, value));
+        }
+    }
+}

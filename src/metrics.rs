@@ -1,0 +1,137 @@
+//! Prometheus metrics: decisions, their latency, and the state of the key set.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::domain::time::now_ms;
+
+const NAMESPACE: &str = "clerk_forward_auth";
+
+/// Decision latency buckets, from 25 µs: a cached decision takes microseconds, and a
+/// regression to milliseconds must be visible.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 1.0,
+];
+
+/// All of the service's metric families, registered once at start-up.
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: IntCounterVec,
+    pub decision_seconds: HistogramVec,
+    pub jwks_fetches: IntCounterVec,
+    pub jwks_keys: IntGauge,
+    last_refresh_ms: AtomicI64,
+    jwks_last_refresh_age: Gauge,
+    pub ready: IntGauge,
+}
+
+/// How a JWKS fetch ended: a bounded label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchOutcome {
+    Success,
+    HttpError,
+    NetworkError,
+    Invalid,
+    SecretKeyInvalid,
+}
+
+impl FetchOutcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::HttpError => "http_error",
+            Self::NetworkError => "network_error",
+            Self::Invalid => "invalid",
+            Self::SecretKeyInvalid => "secret_key_invalid",
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace(NAMESPACE);
+        let decisions = IntCounterVec::new(
+            opts("decisions_total", "Decisions by outcome and Clerk reason."),
+            &["outcome", "reason"],
+        )?;
+        let decision_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "decision_duration_seconds",
+                "Time to decide one /verify request, by outcome.",
+            )
+            .namespace(NAMESPACE)
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["outcome"],
+        )?;
+        let jwks_fetches = IntCounterVec::new(
+            opts("jwks_fetches_total", "JWKS fetches by outcome."),
+            &["outcome"],
+        )?;
+        let jwks_keys = IntGauge::with_opts(opts("jwks_keys", "Verification keys loaded."))?;
+        let jwks_last_refresh_age = Gauge::with_opts(opts(
+            "jwks_seconds_since_last_refresh",
+            "Seconds since keys were last loaded successfully (NaN before the first load).",
+        ))?;
+        let ready = IntGauge::with_opts(opts(
+            "ready",
+            "1 when keys are usable and /readyz answers 200.",
+        ))?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(decision_seconds.clone()))?;
+        registry.register(Box::new(jwks_fetches.clone()))?;
+        registry.register(Box::new(jwks_keys.clone()))?;
+        registry.register(Box::new(jwks_last_refresh_age.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        jwks_last_refresh_age.set(f64::NAN);
+        Ok(Self {
+            registry,
+            decisions,
+            decision_seconds,
+            jwks_fetches,
+            jwks_keys,
+            last_refresh_ms: AtomicI64::new(0),
+            jwks_last_refresh_age,
+            ready,
+        })
+    }
+
+    pub fn jwks_fetched(&self, outcome: FetchOutcome, keys: Option<usize>) {
+        self.jwks_fetches
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+        if let Some(keys) = keys {
+            self.jwks_keys.set(i64::try_from(keys).unwrap_or(i64::MAX));
+            self.last_refresh_ms.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Keys loaded once at start-up and never refreshed (a PEM key).
+    pub fn static_keys_loaded(&self) {
+        self.jwks_keys.set(1);
+        self.last_refresh_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The text exposition, with the key age brought up to date first.
+    pub fn render(&self) -> String {
+        let last = self.last_refresh_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            #[allow(clippy::cast_precision_loss)]
+            self.jwks_last_refresh_age
+                .set((now_ms() - last).max(0) as f64 / 1000.0);
+        }
+        let mut out = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,159 @@
+//! Wires settings, keys, metrics and the HTTP server together, bound before it runs so
+//! callers (tests included) learn the real port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Settings;
+use crate::http::verify::ResponseHeaders;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use crate::service::{Keys, Service};
+
+/// A bound, not yet running, server.
+pub struct Application {
+    port: u16,
+    metrics_port: Option<u16>,
+    server: Server,
+    /// The `/metrics` server, when it has its own address.
+    metrics_server: Option<Server>,
+    state: web::Data<AppState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("invalid identity header name: {0}")]
+    Header(#[from] actix_web::http::header::InvalidHeaderName),
+    #[error("cannot start the server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Application {
+    /// Binds the listeners and builds the server. Must run inside a Tokio runtime; for a
+    /// JWKS source it starts the background key refresh.
+    pub fn build(settings: &Settings) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new()?);
+        let service = Service::new(settings, &metrics)?;
+        if let Keys::Jwks(jwks) = &service.keys {
+            tokio::spawn(jwks.clone().run_refresh());
+        }
+        let state = web::Data::new(AppState {
+            service,
+            metrics,
+            headers: ResponseHeaders::new(&settings.headers)?,
+            metrics_here: settings.metrics_listen.is_none(),
+        });
+        let bind =
+            |addr| TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source });
+        let listener = bind(settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let mut server =
+            HttpServer::new(move || App::new().configure(http::configure(app_state.clone())))
+                .listen(listener)?
+                .disable_signals();
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let mut metrics_port = None;
+        let mut metrics_server = None;
+        if let Some(addr) = settings.metrics_listen {
+            let listener = bind(addr)?;
+            metrics_port = Some(listener.local_addr()?.port());
+            let metrics_state = state.clone();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(metrics_state.clone())
+                    .route("/metrics", web::get().to(http::health::metrics))
+            })
+            .listen(listener)?
+            .workers(1)
+            .disable_signals()
+            .run();
+            metrics_server = Some(server);
+        }
+        Ok(Self {
+            port,
+            metrics_port,
+            server: server.run(),
+            metrics_server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until the server stops or SIGINT/SIGTERM arrives, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let metrics_handle = self.metrics_server.as_ref().map(Server::handle);
+        if let Some(metrics) = self.metrics_server {
+            tokio::spawn(metrics);
+        }
+        let result = tokio::select! {
+            result = self.server => result,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                handle.stop(true).await;
+                Ok(())
+            }
+        };
+        if let Some(metrics) = metrics_handle {
+            metrics.stop(true).await;
+        }
+        result
+    }
+
+    /// Spawns the servers on the current runtime (for tests) and returns the main handle.
+    pub fn spawn(self) -> actix_web::dev::ServerHandle {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        if let Some(metrics) = self.metrics_server {
+            tokio::spawn(metrics);
+        }
+        handle
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
