@@ -177,3 +177,31 @@ fn a_secret_is_redacted_in_debug_output() {
     .unwrap();
     assert!(!format!("{s:?}").contains("very_secret"));
 }
+
+/// The README's configuration table, generated from `SETTINGS`.
+fn settings_table() -> String {
+    let mut table = String::from(
+        "| File key | Environment variable | Default | Meaning |\n|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let default = match s.default {
+            None | Some("") => "—".to_owned(),
+            Some(d) => format!("`{d}`"),
+        };
+        table.push_str(&format!(
+            "| `{}` | `{}` | {default} | {} |\n",
+            s.key, s.env, s.meaning
+        ));
+    }
+    table
+}
+
+#[test]
+fn the_readme_documents_every_setting() {
+    let readme = include_str!("../../README.md");
+    let table = settings_table();
+    assert!(
+        readme.contains(&table),
+        "README.md's configuration table is stale; replace it with:\n\n{table}"
+    );
+}

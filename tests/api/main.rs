@@ -1,0 +1,10 @@
+//! Black-box tests: the real app on port 0, against real local HTTP servers standing in for
+//! Clerk. One binary, one module per concern.
+
+mod helpers;
+
+mod cli;
+mod jwks;
+mod metrics;
+mod openapi;
+mod verify;
