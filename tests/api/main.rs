@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod jwks;
+mod logs;
 mod metrics;
 mod openapi;
 mod verify;
