@@ -8,6 +8,7 @@ pub mod decision;
 pub mod instance;
 pub mod jwt;
 pub mod keys;
+pub mod pattern;
 pub mod reason;
 pub mod request;
 pub mod time;
