@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::domain::authenticate::ClerkOptions;
+use crate::domain::authenticate::{ClerkOptions, OrgSync};
+use crate::domain::instance::InstanceType;
 use crate::domain::instance::PublishableKey;
 use crate::domain::jwt::VerifyOptions;
 use crate::domain::keys::VerifyingKey;
+use crate::domain::pattern::PathPatterns;
 use crate::domain::request::ForwardedHeaders;
 
 /// The prefix of this service's own environment variables.
@@ -376,6 +378,19 @@ impl Reader<'_> {
         raw
     }
 
+    fn patterns(&mut self, key: &str, patterns: &[String]) -> Option<PathPatterns> {
+        if patterns.is_empty() {
+            return None;
+        }
+        match PathPatterns::compile(patterns) {
+            Ok(compiled) => Some(compiled),
+            Err(e) => {
+                self.problem(key, e);
+                None
+            }
+        }
+    }
+
     fn settings(&mut self) -> Option<Settings> {
         let publishable_key = match self.string("clerk.publishable_key") {
             None => {
@@ -444,8 +459,31 @@ impl Reader<'_> {
         if is_satellite && proxy_url.is_none() && domain.is_none() {
             self.problem("clerk.is_satellite", "a satellite needs clerk.domain (CLERK_DOMAIN) or clerk.proxy_url (CLERK_PROXY_URL)");
         }
+        if is_satellite
+            && publishable_key
+                .as_ref()
+                .is_some_and(|pk| pk.instance_type() == InstanceType::Development)
+        {
+            match &sign_in_url {
+                None => self.problem(
+                    "clerk.sign_in_url",
+                    "a development satellite needs a sign-in URL on its primary domain",
+                ),
+                Some(url) if url.starts_with('/') => {
+                    self.problem("clerk.sign_in_url", "a satellite's sign-in URL must be absolute (it lives on the primary domain)");
+                }
+                Some(_) => {}
+            }
+        }
         let organization_patterns = self.list("clerk.organization_patterns");
         let personal_account_patterns = self.list("clerk.personal_account_patterns");
+        let org_sync = OrgSync {
+            organization: self.patterns("clerk.organization_patterns", &organization_patterns),
+            personal_account: self.patterns(
+                "clerk.personal_account_patterns",
+                &personal_account_patterns,
+            ),
+        };
         let listen = self.parse::<SocketAddr>("server.listen", "an address such as 0.0.0.0:8080");
         let workers = self
             .parse::<usize>("server.workers", "a whole number")
@@ -533,6 +571,8 @@ impl Reader<'_> {
                 proxy_url,
                 domain,
                 is_satellite,
+                sign_in_url: sign_in_url.clone(),
+                org_sync,
             },
             keys,
             secret_key,

@@ -6,6 +6,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod clerk_api;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -28,6 +28,8 @@ pub struct Metrics {
     last_refresh_ms: AtomicI64,
     jwks_last_refresh_age: Gauge,
     pub ready: IntGauge,
+    pub handshake_resolutions: IntCounterVec,
+    pub refreshes: IntCounterVec,
 }
 
 /// How a JWKS fetch ended: a bounded label value.
@@ -82,6 +84,22 @@ impl Metrics {
             "ready",
             "1 when keys are usable and /readyz answers 200.",
         ))?;
+        let handshake_resolutions = IntCounterVec::new(
+            opts(
+                "handshake_resolutions_total",
+                "Browsers back from Clerk's handshake, by outcome (signed_in, no_session, failed, loop).",
+            ),
+            &["outcome"],
+        )?;
+        let refreshes = IntCounterVec::new(
+            opts(
+                "session_refreshes_total",
+                "Server-side session refreshes, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(handshake_resolutions.clone()))?;
+        registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(decision_seconds.clone()))?;
         registry.register(Box::new(jwks_fetches.clone()))?;
@@ -98,6 +116,8 @@ impl Metrics {
             last_refresh_ms: AtomicI64::new(0),
             jwks_last_refresh_age,
             ready,
+            handshake_resolutions,
+            refreshes,
         })
     }
 

@@ -3,12 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::clerk_api::BackendApi;
 use crate::config::{KeySettings, Settings};
-use crate::domain::authenticate::{Authenticator, ClerkOptions, RequestContext};
+use crate::domain::authenticate::{
+    Authenticator, ClerkOptions, Observer, RequestContext, Resolution,
+};
+use crate::domain::backend::{BackendError, ClerkBackend, NoBackend, RefreshRequest};
 use crate::domain::decision::Decision;
 use crate::domain::jwt::TokenError;
 use crate::domain::keys::{KeySource, StaticKey, VerifyingKey};
-use crate::domain::request::{AuthRequestLine, ForwardedHeaders, Headers};
+use crate::domain::reason::RefreshError;
+use crate::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers};
 use crate::domain::time::now_ms;
 use crate::jwks::JwksSource;
 use crate::jwks::fetch::Fetcher;
@@ -38,9 +43,60 @@ impl Keys {
     }
 }
 
+/// The Backend API, when a secret key is configured.
+pub enum Backend {
+    Api(BackendApi),
+    None(NoBackend),
+}
+
+impl ClerkBackend for Backend {
+    async fn handshake_payload(&self, nonce: &str) -> Result<Vec<String>, BackendError> {
+        match self {
+            Self::Api(api) => api.handshake_payload(nonce).await,
+            Self::None(none) => none.handshake_payload(nonce).await,
+        }
+    }
+
+    async fn refresh_session(
+        &self,
+        sid: &str,
+        request: &RefreshRequest,
+    ) -> Result<Vec<String>, RefreshError> {
+        match self {
+            Self::Api(api) => api.refresh_session(sid, request).await,
+            Self::None(none) => none.refresh_session(sid, request).await,
+        }
+    }
+}
+
+/// Counts the side events of authentication.
+struct MetricsObserver(Arc<Metrics>);
+
+impl Observer for MetricsObserver {
+    fn handshake_resolution(&self, outcome: Resolution) {
+        let label = match outcome {
+            Resolution::SignedIn => "signed_in",
+            Resolution::NoSession => "no_session",
+            Resolution::Failed => "failed",
+            Resolution::Loop => "loop",
+        };
+        self.0
+            .handshake_resolutions
+            .with_label_values(&[label])
+            .inc();
+    }
+
+    fn refresh(&self, ok: bool) {
+        let label = if ok { "refreshed" } else { "failed" };
+        self.0.refreshes.with_label_values(&[label]).inc();
+    }
+}
+
 pub struct Service {
     pub options: ClerkOptions,
     pub keys: Keys,
+    pub backend: Backend,
+    observer: MetricsObserver,
     pub forwarded_headers: ForwardedHeaders,
 }
 
@@ -64,15 +120,26 @@ impl Service {
                 )))
             }
         };
+        let backend = match &settings.secret_key {
+            Some(secret) => Backend::Api(BackendApi::new(
+                &settings.api_url,
+                &settings.api_version,
+                secret,
+                settings.jwks.timeout,
+            )?),
+            None => Backend::None(NoBackend),
+        };
         Ok(Self {
             options: settings.clerk.clone(),
             keys,
+            backend,
+            observer: MetricsObserver(metrics.clone()),
             forwarded_headers: settings.forwarded_headers,
         })
     }
 
     /// Decides one auth request.
-    pub async fn decide<H: Headers>(
+    pub async fn decide<H: Headers + HeaderPairs>(
         &self,
         headers: &H,
         line: AuthRequestLine<'_>,
@@ -86,9 +153,12 @@ impl Service {
         let authenticator = Authenticator {
             options: &self.options,
             keys: &self.keys,
+            backend: &self.backend,
+            observer: &self.observer,
         };
-        let state = authenticator.authenticate(&ctx, now_ms()).await;
-        let decision = Decision::from_state(state);
+        let now = now_ms();
+        let state = authenticator.authenticate(&ctx, now).await;
+        let decision = Decision::decide(state, &ctx, &self.options, now);
         let outcome = Outcome {
             host: ctx.request.host.to_owned(),
             path: ctx.request.path().to_owned(),

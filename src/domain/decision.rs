@@ -1,12 +1,16 @@
-//! Our answer to the proxy, derived from Clerk's request state: allow, 401, redirect, or 503
-//! when the keys themselves are unavailable.
+//! Our answer to the proxy, derived from Clerk's request state: allow, 401, a redirect
+//! (handshake, back to the same URL with cookies, or to sign-in), or 503 when the keys
+//! themselves are unavailable.
 
 use super::auth::SessionAuth;
-use super::authenticate::RequestState;
+use super::authenticate::{ClerkOptions, CookieChoice, RequestContext, RequestState};
 use super::reason::Reason;
+use super::signin::sign_in_redirect;
 
 /// What `/verify` tells the proxy. Rendering it for a particular proxy is the adapter's job.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Built once per request and consumed at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     /// 200 with identity headers.
     Allow {
@@ -20,9 +24,10 @@ pub enum Decision {
         token_presented: bool,
         set_cookies: Vec<String>,
     },
-    /// 307: a Clerk handshake (or, later, a sign-in redirect).
+    /// 307.
     Redirect {
-        reason: Reason,
+        kind: RedirectKind,
+        reason: Option<Reason>,
         message: String,
         location: String,
         set_cookies: Vec<String>,
@@ -31,17 +36,69 @@ pub enum Decision {
     Unavailable { reason: Reason, message: String },
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// To Clerk's Frontend API handshake (or a multi-domain sync hop).
+    Handshake,
+    /// Back to the same URL with new cookies: a completed handshake or a refresh.
+    Return { signed_in: bool },
+    /// To the sign-in page.
+    SignIn,
+}
+
 impl Decision {
-    /// Maps Clerk's state to our answer. A pending session is signed in for Clerk but
-    /// signed out for `toAuth()`, so it is refused here.
-    pub fn from_state(state: RequestState) -> Self {
+    /// Maps Clerk's state to our answer. A pending session is signed in for Clerk but signed
+    /// out for `toAuth()`; signed-out page loads go to sign-in when a sign-in URL is set.
+    pub fn decide(
+        state: RequestState,
+        ctx: &RequestContext<'_>,
+        options: &ClerkOptions,
+        now_ms: i64,
+    ) -> Self {
+        let sign_in = |pending: bool| {
+            if !ctx.is_doc_eligible() {
+                return None;
+            }
+            let cookies = CookieChoice::new(options, ctx, now_ms);
+            sign_in_redirect(
+                options,
+                ctx.clerk_url.as_ref(),
+                cookies.dev_browser.as_deref(),
+                pending,
+            )
+        };
         match state {
-            RequestState::SignedIn { auth, .. } if auth.is_pending() => Self::SignedOut {
-                reason: Reason::SessionPending,
-                message: "The session is pending: the user must finish a session task first."
-                    .into(),
-                token_presented: true,
-                set_cookies: Vec::new(),
+            RequestState::SignedIn {
+                auth,
+                set_cookies,
+                location: Some(location),
+                ..
+            } => Self::Redirect {
+                kind: RedirectKind::Return {
+                    signed_in: !auth.is_pending(),
+                },
+                reason: None,
+                message: String::new(),
+                location,
+                set_cookies,
+            },
+            RequestState::SignedIn {
+                auth, set_cookies, ..
+            } if auth.is_pending() => match sign_in(true) {
+                Some(location) => Self::Redirect {
+                    kind: RedirectKind::SignIn,
+                    reason: Some(Reason::SessionPending),
+                    message: String::new(),
+                    location,
+                    set_cookies,
+                },
+                None => Self::SignedOut {
+                    reason: Reason::SessionPending,
+                    message: "The session is pending: the user must finish a session task first."
+                        .into(),
+                    token_presented: true,
+                    set_cookies,
+                },
             },
             RequestState::SignedIn {
                 auth, set_cookies, ..
@@ -52,13 +109,36 @@ impl Decision {
             RequestState::SignedOut {
                 reason,
                 message,
-                token_presented,
                 set_cookies,
-            } => Self::SignedOut {
+                location: Some(location),
+                ..
+            } => Self::Redirect {
+                kind: RedirectKind::Return { signed_in: false },
+                reason: Some(reason),
+                message,
+                location,
+                set_cookies,
+            },
+            RequestState::SignedOut {
                 reason,
                 message,
                 token_presented,
                 set_cookies,
+                location: None,
+            } => match sign_in(false) {
+                Some(location) => Self::Redirect {
+                    kind: RedirectKind::SignIn,
+                    reason: Some(reason),
+                    message,
+                    location,
+                    set_cookies,
+                },
+                None => Self::SignedOut {
+                    reason,
+                    message,
+                    token_presented,
+                    set_cookies,
+                },
             },
             RequestState::Handshake {
                 reason,
@@ -66,7 +146,8 @@ impl Decision {
                 location,
                 set_cookies,
             } => Self::Redirect {
-                reason,
+                kind: RedirectKind::Handshake,
+                reason: Some(reason),
                 message,
                 location,
                 set_cookies,
@@ -79,7 +160,18 @@ impl Decision {
         match self {
             Self::Allow { .. } => "allow",
             Self::SignedOut { .. } => "signed-out",
-            Self::Redirect { .. } => "redirect",
+            Self::Redirect {
+                kind: RedirectKind::Handshake,
+                ..
+            } => "handshake",
+            Self::Redirect {
+                kind: RedirectKind::Return { .. },
+                ..
+            } => "return",
+            Self::Redirect {
+                kind: RedirectKind::SignIn,
+                ..
+            } => "sign-in",
             Self::Unavailable { .. } => "unavailable",
         }
     }
@@ -87,9 +179,8 @@ impl Decision {
     pub fn reason(&self) -> Option<&Reason> {
         match self {
             Self::Allow { .. } => None,
-            Self::SignedOut { reason, .. }
-            | Self::Redirect { reason, .. }
-            | Self::Unavailable { reason, .. } => Some(reason),
+            Self::Redirect { reason, .. } => reason.as_ref(),
+            Self::SignedOut { reason, .. } | Self::Unavailable { reason, .. } => Some(reason),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod authenticate;
+pub mod backend;
 pub mod cookies;
 pub mod decision;
 pub mod instance;
@@ -11,7 +12,9 @@ pub mod keys;
 pub mod pattern;
 pub mod reason;
 pub mod request;
+pub mod signin;
 pub mod time;
+pub mod urls;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -7,6 +7,11 @@ pub trait Headers {
     fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str>;
 }
 
+/// Every header as `(name, value)` pairs, for calls that forward them all (session refresh).
+pub trait HeaderPairs {
+    fn pairs(&self) -> Vec<(String, String)>;
+}
+
 /// Which forwarded-header family to trust. Each proxy overwrites a different family and
 /// passes the others through from the client, so a deployment should pin its own.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -187,6 +192,12 @@ pub(crate) mod tests {
                     .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
                     .collect(),
             )
+        }
+    }
+
+    impl HeaderPairs for TestHeaders {
+        fn pairs(&self) -> Vec<(String, String)> {
+            self.0.clone()
         }
     }
 

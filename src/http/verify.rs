@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use super::AppState;
 use crate::config::IdentityHeaders;
 use crate::domain::auth::SessionAuth;
-use crate::domain::decision::Decision;
-use crate::domain::request::{AuthRequestLine, Headers};
+use crate::domain::decision::{Decision, RedirectKind};
+use crate::domain::request::{AuthRequestLine, HeaderPairs, Headers};
 
 const AUTH_STATUS: HeaderName = HeaderName::from_static("x-clerk-auth-status");
 const AUTH_REASON: HeaderName = HeaderName::from_static("x-clerk-auth-reason");
@@ -19,6 +19,8 @@ const AUTH_MESSAGE: HeaderName = HeaderName::from_static("x-clerk-auth-message")
 const SIGNED_IN: HeaderValue = HeaderValue::from_static("signed-in");
 const SIGNED_OUT: HeaderValue = HeaderValue::from_static("signed-out");
 const HANDSHAKE: HeaderValue = HeaderValue::from_static("handshake");
+const REDIRECT_TO: HeaderName = HeaderName::from_static("x-clerk-redirect-to");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
 const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
@@ -73,6 +75,15 @@ impl ResponseHeaders {
 
 /// Read-only view of actix's header map for the domain.
 struct ActixHeaders<'a>(&'a HeaderMap);
+
+impl HeaderPairs for ActixHeaders<'_> {
+    fn pairs(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect()
+    }
+}
 
 impl Headers for ActixHeaders<'_> {
     fn get(&self, name: &str) -> Option<&str> {
@@ -165,19 +176,30 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
             })
         }
         Decision::Redirect {
+            kind,
             reason,
             message,
             location,
             set_cookies,
         } => {
             let mut builder = HttpResponse::build(StatusCode::TEMPORARY_REDIRECT);
+            let status = match kind {
+                RedirectKind::Handshake => HANDSHAKE,
+                RedirectKind::Return { signed_in: true } => SIGNED_IN,
+                RedirectKind::Return { signed_in: false } | RedirectKind::SignIn => SIGNED_OUT,
+            };
             builder
-                .insert_header((AUTH_STATUS, HANDSHAKE))
+                .insert_header((AUTH_STATUS, status))
                 .insert_header((header::CACHE_CONTROL, NO_STORE));
+            if *kind == RedirectKind::SignIn {
+                builder.insert_header((REDIRECT_TO, TRUE));
+            }
             if let Ok(location) = HeaderValue::from_str(location) {
                 builder.insert_header((header::LOCATION, location));
             }
-            debug_headers(&mut builder, &reason.as_str(), message);
+            if let Some(reason) = reason {
+                debug_headers(&mut builder, &reason.as_str(), message);
+            }
             cookies(&mut builder, set_cookies);
             builder.finish()
         }

@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::domain::backend::NoBackend;
+use crate::domain::cookies::ClerkCookies;
 use crate::domain::request::tests::TestHeaders;
+use crate::domain::request::{AuthRequestLine, ForwardedHeaders};
 use crate::domain::testing::{NOW_MS, NOW_S, block_on, pem_key, signer};
 use crate::mint::session_claims;
 
@@ -21,6 +24,8 @@ fn options(pk: &str) -> ClerkOptions {
         proxy_url: None,
         domain: None,
         is_satellite: false,
+        sign_in_url: None,
+        org_sync: OrgSync::default(),
     }
 }
 
@@ -40,6 +45,8 @@ fn run(options: &ClerkOptions, headers: &[(&str, &str)]) -> RequestState {
     let auth = Authenticator {
         options,
         keys: &keys,
+        backend: &NoBackend,
+        observer: &Quiet,
     };
     block_on(auth.authenticate(&ctx, NOW_MS))
 }

@@ -1,0 +1,258 @@
+//! What Clerk reads from a request (`AuthenticateContext`): the rebuilt URL, the header
+//! token, and the cookie values after the suffixed-or-not choice.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+use url::Url;
+
+use super::ClerkOptions;
+use crate::domain::cookies::ClerkCookies;
+use crate::domain::instance::InstanceType;
+use crate::domain::jwt::{Jwt, TokenError};
+use crate::domain::request::{
+    AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, OriginalRequest,
+};
+use crate::domain::urls::{public_url, query_param};
+
+/// Everything Clerk reads from a request, borrowed from the auth request's headers.
+#[derive(Clone)]
+pub struct RequestContext<'a> {
+    pub request: OriginalRequest<'a>,
+    /// The public URL (spec §1.2), when the forwarded host and scheme make one.
+    pub clerk_url: Option<Url>,
+    pub authorization: Option<&'a str>,
+    pub cookies: ClerkCookies<'a>,
+    pub sec_fetch_dest: Option<&'a str>,
+    pub accept: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    /// All headers, for the session refresh call (Clerk forwards them).
+    pub all_headers: &'a dyn HeaderPairs,
+}
+
+impl std::fmt::Debug for RequestContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RequestContext<'a> {
+    pub fn from_headers<H: Headers + HeaderPairs>(
+        headers: &'a H,
+        mode: ForwardedHeaders,
+        line: AuthRequestLine<'a>,
+        cookie_suffix: &str,
+    ) -> Self {
+        let request = OriginalRequest::from_headers(mode, headers, line);
+        Self {
+            clerk_url: public_url(&request),
+            request,
+            authorization: headers.get("authorization"),
+            cookies: ClerkCookies::parse(headers, cookie_suffix),
+            sec_fetch_dest: headers.get("sec-fetch-dest"),
+            accept: headers.get("accept"),
+            referer: headers.get("referer"),
+            origin: headers.get("origin"),
+            all_headers: headers,
+        }
+    }
+
+    /// The bearer token, with Clerk's parsing: split on spaces into at most two parts; a
+    /// single part is the token, `Bearer` (case-sensitive) takes the second, any other
+    /// scheme means no header token.
+    pub fn header_token(&self) -> Option<&'a str> {
+        let value = self.authorization.filter(|v| !v.is_empty())?;
+        let mut parts = value.split(' ');
+        let scheme = parts.next().unwrap_or("");
+        match parts.next() {
+            None | Some("") => Some(scheme),
+            Some(token) if scheme == "Bearer" => Some(token),
+            Some(_) => None,
+        }
+    }
+
+    /// `isRequestEligibleForHandshake` (spec §2.6): a GET page load.
+    pub fn is_doc_eligible(&self) -> bool {
+        self.is_get()
+            && match self.sec_fetch_dest {
+                Some(dest) => dest == "document" || dest == "iframe",
+                None => self.accept.is_some_and(|a| a.starts_with("text/html")),
+            }
+    }
+
+    /// The stricter test of the multi-domain sync rules: a GET with `sec-fetch-dest: document`.
+    pub fn is_document_get(&self) -> bool {
+        self.is_get() && self.sec_fetch_dest == Some("document")
+    }
+
+    pub fn is_get(&self) -> bool {
+        self.request.method == "GET"
+    }
+
+    /// A query parameter of the original request.
+    pub fn query(&self, name: &str) -> Option<Cow<'a, str>> {
+        query_param(self.request.query(), name)
+    }
+
+    /// `Number(__clerk_redirect_count) || 0`.
+    pub fn redirect_count(&self) -> f64 {
+        self.cookies
+            .redirect_count
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|n| n.is_finite())
+            .unwrap_or(0.0)
+    }
+}
+
+/// The cookie values Clerk settles on after choosing suffixed or unsuffixed names.
+pub struct CookieChoice<'c> {
+    pub suffixed: bool,
+    pub session: Option<Cow<'c, str>>,
+    pub client_uat: i64,
+    pub dev_browser: Option<Cow<'c, str>>,
+}
+
+impl<'c> CookieChoice<'c> {
+    pub fn new(options: &ClerkOptions, ctx: &'c RequestContext<'_>, now_ms: i64) -> Self {
+        let c = &ctx.cookies;
+        let suffixed = uses_suffixed_cookies(options, c, now_ms);
+        let pick = |plain: &'c Option<Cow<'c, str>>, sfx: &'c Option<Cow<'c, str>>| {
+            if suffixed { sfx } else { plain }
+                .as_ref()
+                .map(|v| Cow::Borrowed(&**v))
+        };
+        let session = pick(&c.session, &c.session_suffixed).filter(|s| !s.is_empty());
+        let client_uat = pick(&c.client_uat, &c.client_uat_suffixed)
+            .and_then(|v| parse_int(&v))
+            .unwrap_or(0);
+        let dev_browser = ctx
+            .query("__clerk_db_jwt")
+            .or_else(|| pick(&c.dev_browser, &c.dev_browser_suffixed))
+            .filter(|v| !v.is_empty());
+        Self {
+            suffixed,
+            session,
+            client_uat,
+            dev_browser,
+        }
+    }
+}
+
+/// `usesSuffixedCookies` (spec §1.4), rule by rule.
+pub fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_ms: i64) -> bool {
+    let session = c.session.as_deref().filter(|s| !s.is_empty());
+    let suffixed_session = c.session_suffixed.as_deref().filter(|s| !s.is_empty());
+    let uat = c.client_uat.as_deref();
+    let suffixed_uat = c.client_uat_suffixed.as_deref();
+    let decoded_session = session.map(Jwt::decode);
+    if let Some(decoded) = &decoded_session {
+        // Rule 1: a session cookie without an issuer is malformed: stay unsuffixed so the
+        // request ends signed out instead of in a handshake.
+        let issuer = decoded
+            .as_ref()
+            .ok()
+            .and_then(|jwt| jwt.payload().get("iss"));
+        let Some(issuer) = issuer.filter(|iss| truthy(iss)) else {
+            return false;
+        };
+        // Rule 2: it belongs to another Clerk app on this domain.
+        let belongs = issuer
+            .as_str()
+            .is_some_and(|iss| strip_http_schemes(iss) == options.original_frontend_api().as_ref());
+        if !belongs {
+            return true;
+        }
+    }
+    // Rule 3.
+    if suffixed_uat.filter(|v| !v.is_empty()).is_none() && suffixed_session.is_none() {
+        return false;
+    }
+    let iat_of = |decoded: Option<&Result<Jwt<'_>, TokenError>>| {
+        decoded
+            .and_then(|d| d.as_ref().ok())
+            .and_then(|jwt| number(jwt.payload().get("iat")))
+            .unwrap_or(0.0)
+    };
+    let decoded_suffixed = suffixed_session.map(Jwt::decode);
+    // Rule 4.
+    if suffixed_uat != Some("0")
+        && uat != Some("0")
+        && iat_of(decoded_session.as_ref()) > iat_of(decoded_suffixed.as_ref())
+    {
+        return false;
+    }
+    // Rule 5.
+    if suffixed_uat == Some("0") && uat != Some("0") {
+        return false;
+    }
+    // Rule 6.
+    if options.instance_type() != InstanceType::Production {
+        #[allow(clippy::cast_precision_loss)]
+        let now_s = (now_ms / 1000) as f64;
+        let expired = decoded_suffixed
+            .as_ref()
+            .and_then(|d| d.as_ref().ok())
+            .is_some_and(|jwt| number(jwt.payload().get("exp")).is_some_and(|exp| exp <= now_s));
+        if suffixed_uat != Some("0") && uat == Some("0") && expired {
+            return false;
+        }
+    }
+    // Rule 7.
+    if suffixed_uat.filter(|v| !v.is_empty()).is_none() && suffixed_session.is_some() {
+        return false;
+    }
+    true
+}
+
+fn strip_http_schemes(iss: &str) -> String {
+    let mut out = iss.to_owned();
+    for scheme in ["https://", "http://"] {
+        while let Some(pos) = out.to_ascii_lowercase().find(scheme) {
+            out.replace_range(pos..pos + scheme.len(), "");
+        }
+    }
+    out
+}
+
+/// JavaScript truthiness of a JSON value.
+pub fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+pub fn number(value: Option<&Value>) -> Option<f64> {
+    value.and_then(Value::as_f64)
+}
+
+/// `Number.parseInt(s, 10)`: optional whitespace and sign, then leading digits.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim_start();
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    rest[..digits].parse::<i64>().ok().map(|n| sign * n)
+}
+
+/// Formats a number as JavaScript's `String(n)` does for the values we produce.
+pub fn js_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        #[allow(clippy::cast_possible_truncation)]
+        let int = n as i64;
+        int.to_string()
+    } else {
+        n.to_string()
+    }
+}

@@ -1,0 +1,724 @@
+//! Clerk's `authenticateRequest` (spec §2): the header path, the cookie path in its order,
+//! handshakes, handshake resolution and server-side refresh, producing Clerk's request
+//! state.
+
+mod context;
+mod handshake;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use url::Url;
+
+pub use context::{CookieChoice, RequestContext, uses_suffixed_cookies};
+pub use handshake::{cleaned_url, handshake_url};
+
+use super::auth::SessionAuth;
+use super::backend::{ClerkBackend, RefreshRequest};
+use super::instance::{InstanceType, PublishableKey};
+use super::jwt::{self, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOptions};
+use super::keys::KeySource;
+use super::pattern::PathPatterns;
+use super::reason::{Reason, RefreshError};
+use context::{js_number, number};
+
+/// The `__clerk_api_version` the handshake URL carries (the SDK's pinned BAPI version).
+pub const SUPPORTED_BAPI_VERSION: &str = "2026-05-12";
+
+/// How the instance is set up: the parts of Clerk's options that change decisions.
+#[derive(Clone, Debug)]
+pub struct ClerkOptions {
+    pub publishable_key: PublishableKey,
+    pub verify: VerifyOptions,
+    /// `CLERK_PROXY_URL`: absolute, or a path resolved against the request's origin.
+    pub proxy_url: Option<String>,
+    /// `CLERK_DOMAIN`: a satellite's bare host name.
+    pub domain: Option<String>,
+    pub is_satellite: bool,
+    /// `CLERK_SIGN_IN_URL`: absolute, or a path on the request's origin.
+    pub sign_in_url: Option<String>,
+    pub org_sync: OrgSync,
+}
+
+impl ClerkOptions {
+    /// The frontend API tokens are issued by: the key's, or `clerk.<domain>` for a production
+    /// satellite (proxy URLs do not change it, spec §1.1).
+    pub fn original_frontend_api(&self) -> Cow<'_, str> {
+        match (&self.domain, self.is_satellite, self.instance_type()) {
+            (Some(domain), true, InstanceType::Production) => Cow::Owned(format!("clerk.{domain}")),
+            _ => Cow::Borrowed(self.publishable_key.frontend_api()),
+        }
+    }
+
+    pub fn instance_type(&self) -> InstanceType {
+        self.publishable_key.instance_type()
+    }
+
+    fn is_dev(&self) -> bool {
+        self.instance_type() == InstanceType::Development
+    }
+}
+
+/// `organizationSyncOptions` (spec §6), compiled.
+#[derive(Clone, Debug, Default)]
+pub struct OrgSync {
+    pub organization: Option<PathPatterns>,
+    pub personal_account: Option<PathPatterns>,
+}
+
+/// Which account a URL asks to be active.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrgTarget {
+    OrganizationId(String),
+    OrganizationSlug(String),
+    PersonalAccount,
+}
+
+impl OrgSync {
+    /// Organization patterns first (an `id` param, else a `slug` param), then personal ones.
+    pub fn target(&self, path: &str) -> Option<OrgTarget> {
+        if let Some(params) = self.organization.as_ref().and_then(|p| p.matches(path)) {
+            let get = |name: &str| {
+                params
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            if let Some(id) = get("id") {
+                return Some(OrgTarget::OrganizationId(id));
+            }
+            if let Some(slug) = get("slug") {
+                return Some(OrgTarget::OrganizationSlug(slug));
+            }
+            return None;
+        }
+        self.personal_account
+            .as_ref()
+            .filter(|p| p.is_match(path))
+            .map(|_| OrgTarget::PersonalAccount)
+    }
+}
+
+/// Clerk's request state (spec §2). A `location` on a signed-in or signed-out state sends
+/// the browser back to the same URL with cookies (handshake resolution, refresh).
+#[derive(Clone, Debug, PartialEq, Eq)]
+// Built once per request and consumed at once: boxing the large variant would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum RequestState {
+    SignedIn {
+        auth: SessionAuth,
+        carrier: TokenCarrier,
+        set_cookies: Vec<String>,
+        location: Option<String>,
+    },
+    SignedOut {
+        reason: Reason,
+        message: String,
+        /// Whether a token was presented at all (for `WWW-Authenticate`).
+        token_presented: bool,
+        set_cookies: Vec<String>,
+        location: Option<String>,
+    },
+    Handshake {
+        reason: Reason,
+        message: String,
+        location: String,
+        set_cookies: Vec<String>,
+    },
+}
+
+impl RequestState {
+    fn signed_out(reason: Reason, message: impl Into<String>, token_presented: bool) -> Self {
+        Self::SignedOut {
+            reason,
+            message: message.into(),
+            token_presented,
+            set_cookies: Vec::new(),
+            location: None,
+        }
+    }
+
+    fn signed_in(claims: &Map<String, Value>, carrier: TokenCarrier) -> Self {
+        Self::SignedIn {
+            auth: SessionAuth::from_claims(claims),
+            carrier,
+            set_cookies: Vec::new(),
+            location: None,
+        }
+    }
+
+    pub fn reason(&self) -> Option<&Reason> {
+        match self {
+            Self::SignedIn { .. } => None,
+            Self::SignedOut { reason, .. } | Self::Handshake { reason, .. } => Some(reason),
+        }
+    }
+}
+
+/// What happened to a handshake resolution; adapters count these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    SignedIn,
+    NoSession,
+    /// The payload could not be fetched or verified; Clerk logs this and carries on.
+    Failed,
+    /// The redirect counter says the browser keeps coming back: the handshake was ignored.
+    Loop,
+}
+
+/// Observes side events of authentication (metrics, logs) without the domain knowing how.
+pub trait Observer: Send + Sync {
+    fn handshake_resolution(&self, _outcome: Resolution) {}
+    fn refresh(&self, _ok: bool) {}
+}
+
+/// Observes nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Runs Clerk's request authentication for one request.
+pub struct Authenticator<'o, K, B, O = Quiet> {
+    pub options: &'o ClerkOptions,
+    pub keys: &'o K,
+    pub backend: &'o B,
+    pub observer: &'o O,
+}
+
+impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
+    pub async fn authenticate(&self, ctx: &RequestContext<'_>, now_ms: i64) -> RequestState {
+        match ctx.header_token() {
+            Some(token) => self.header_path(ctx, token, now_ms).await,
+            None => self.cookie_path(ctx, now_ms).await,
+        }
+    }
+
+    /// Spec §2.2: a header token is verified on its own; no cookie rule applies.
+    async fn header_path(
+        &self,
+        ctx: &RequestContext<'_>,
+        token: &str,
+        now_ms: i64,
+    ) -> RequestState {
+        if jwt::is_opaque_machine_token(token) {
+            return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
+        }
+        let cookies = CookieChoice::new(self.options, ctx, now_ms);
+        let decoded = match Jwt::decode(token) {
+            Ok(decoded) if decoded.is_machine_or_non_session() => {
+                return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
+            }
+            Ok(decoded) => decoded,
+            Err(error) => {
+                return self
+                    .token_error(ctx, &cookies, error, TokenCarrier::Header, now_ms)
+                    .await;
+            }
+        };
+        match jwt::verify_jwt(&decoded, self.keys, &self.options.verify, now_ms).await {
+            Ok(()) => RequestState::signed_in(decoded.payload(), TokenCarrier::Header),
+            Err(error) => {
+                self.token_error(ctx, &cookies, error, TokenCarrier::Header, now_ms)
+                    .await
+            }
+        }
+    }
+
+    /// Spec §2.3, the cookie path, in its order.
+    async fn cookie_path(&self, ctx: &RequestContext<'_>, now_ms: i64) -> RequestState {
+        let cookies = CookieChoice::new(self.options, ctx, now_ms);
+        let dev = self.options.is_dev();
+
+        // 1. Handshake resolution.
+        if let Some(state) = self.resolve_handshake(ctx, now_ms).await {
+            return state;
+        }
+        let has_client = cookies.client_uat != 0;
+        let has_session = cookies.session.is_some();
+
+        // 2. Satellite sync.
+        if self.options.is_satellite
+            && ctx.is_document_get()
+            && ctx.query("__clerk_synced").as_deref() != Some("true")
+        {
+            let needs_sync = ctx.query("__clerk_synced").as_deref() == Some("false");
+            let has_cookies = has_session || has_client;
+            if !has_cookies && !needs_sync {
+                return RequestState::signed_out(Reason::SessionTokenAndUatMissing, "", false);
+            }
+            if !has_cookies || needs_sync {
+                if !dev {
+                    return self.maybe_handshake(
+                        ctx,
+                        &cookies,
+                        Reason::SatelliteCookieNeedsSyncing,
+                        String::new(),
+                        None,
+                    );
+                }
+                let location = self.options.sign_in_url.as_deref().and_then(|sign_in| {
+                    let mut url = ctx.clerk_url.as_ref()?.join(sign_in).ok()?;
+                    let current = ctx.clerk_url.as_ref()?.to_string();
+                    crate::domain::urls::append_query_param(
+                        &mut url,
+                        "__clerk_redirect_url",
+                        &current,
+                    );
+                    Some(url.to_string())
+                });
+                if let Some(location) = location {
+                    return self.maybe_handshake(
+                        ctx,
+                        &cookies,
+                        Reason::SatelliteCookieNeedsSyncing,
+                        String::new(),
+                        Some(location),
+                    );
+                }
+            }
+        }
+
+        // 3. A development primary answering a satellite's sync request.
+        if dev
+            && !self.options.is_satellite
+            && let Some(target) = ctx.query("__clerk_redirect_url")
+            && let Ok(mut url) = Url::parse(&target)
+            && matches!(url.scheme(), "http" | "https")
+        {
+            if let Some(db) = cookies.dev_browser.as_deref() {
+                crate::domain::urls::append_query_param(&mut url, "__clerk_db_jwt", db);
+            }
+            crate::domain::urls::append_query_param(&mut url, "__clerk_synced", "true");
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::PrimaryRespondsToSyncing,
+                String::new(),
+                Some(url.to_string()),
+            );
+        }
+
+        // 4–5. The development browser.
+        if dev && ctx.query("__clerk_db_jwt").is_some() {
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::DevBrowserSync,
+                String::new(),
+                None,
+            );
+        }
+        if dev && cookies.dev_browser.is_none() {
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::DevBrowserMissing,
+                String::new(),
+                None,
+            );
+        }
+
+        // 6–8. client_uat against the session cookie.
+        let Some(session) = cookies.session.as_deref() else {
+            return if has_client {
+                self.maybe_handshake(
+                    ctx,
+                    &cookies,
+                    Reason::ClientUatWithoutSessionToken,
+                    String::new(),
+                    None,
+                )
+            } else {
+                RequestState::signed_out(Reason::SessionTokenAndUatMissing, "", false)
+            };
+        };
+        if !has_client {
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::SessionTokenWithoutClientUat,
+                String::new(),
+                None,
+            );
+        }
+
+        // 9–11. Decode, token class, freshness against client_uat.
+        let decoded = match Jwt::decode(session) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                return self
+                    .token_error(ctx, &cookies, error, TokenCarrier::Cookie, now_ms)
+                    .await;
+            }
+        };
+        if decoded.is_machine_or_non_session() {
+            return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
+        }
+        #[allow(clippy::cast_precision_loss)]
+        if number(decoded.payload().get("iat")).is_some_and(|iat| iat < cookies.client_uat as f64) {
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::SessionTokenIatBeforeClientUat,
+                String::new(),
+                None,
+            );
+        }
+
+        // 12–13. Verification.
+        if let Err(error) = jwt::verify_jwt(&decoded, self.keys, &self.options.verify, now_ms).await
+        {
+            return self
+                .token_error(ctx, &cookies, error, TokenCarrier::Cookie, now_ms)
+                .await;
+        }
+        let auth = SessionAuth::from_claims(decoded.payload());
+
+        // 14. A primary receiving a page load from another origin re-syncs once.
+        if !self.options.is_satellite
+            && ctx.is_document_get()
+            && ctx.redirect_count() == 0.0
+            && self.is_cross_origin_referrer(ctx)
+        {
+            return self.maybe_handshake(
+                ctx,
+                &cookies,
+                Reason::PrimaryDomainCrossOriginSync,
+                "Cross-origin request from satellite domain requires handshake".into(),
+                None,
+            );
+        }
+
+        // 15. Organization sync.
+        if let Some(path) = ctx.clerk_url.as_ref().map(Url::path)
+            && let Some(target) = self.options.org_sync.target(path)
+            && is_org_mismatch(&auth, &target)
+        {
+            if ctx.redirect_count() >= 3.0 {
+                tracing::warn!(
+                    "Clerk: Organization activation handshake loop detected. This is likely due to \
+                     an invalid organization ID or slug. Skipping organization activation."
+                );
+            } else {
+                let state = self.maybe_handshake(
+                    ctx,
+                    &cookies,
+                    Reason::ActiveOrganizationMismatch,
+                    String::new(),
+                    None,
+                );
+                if matches!(state, RequestState::Handshake { .. }) {
+                    return state;
+                }
+            }
+        }
+
+        // 16.
+        RequestState::SignedIn {
+            auth,
+            carrier: TokenCarrier::Cookie,
+            set_cookies: Vec::new(),
+            location: None,
+        }
+    }
+
+    /// `handleSessionTokenError` (spec §2.4), with the refresh attempt of §2.5.
+    async fn token_error(
+        &self,
+        ctx: &RequestContext<'_>,
+        cookies: &CookieChoice<'_>,
+        error: TokenError,
+        carrier: TokenCarrier,
+        now_ms: i64,
+    ) -> RequestState {
+        let message = error.full_message(carrier);
+        let refresh = if error.reason == TokenErrorReason::TokenExpired
+            && ctx.cookies.refresh_suffixed.is_some()
+            && ctx.is_get()
+        {
+            match self.refresh(ctx, cookies, now_ms).await {
+                Ok(state) => {
+                    self.observer.refresh(true);
+                    return state;
+                }
+                Err(refresh) => {
+                    self.observer.refresh(false);
+                    refresh
+                }
+            }
+        } else if !ctx.is_get() {
+            RefreshError::NonEligibleNonGet
+        } else {
+            RefreshError::NonEligibleNoRefreshCookie
+        };
+        let reason = match error.reason {
+            TokenErrorReason::TokenExpired => Reason::SessionTokenExpiredRefresh(refresh),
+            TokenErrorReason::TokenNotActiveYet => Reason::SessionTokenNbf,
+            TokenErrorReason::TokenIatInTheFuture => Reason::SessionTokenIatInTheFuture,
+            other => return RequestState::signed_out(Reason::Token(other), message, true),
+        };
+        self.maybe_handshake(ctx, cookies, reason, message, None)
+    }
+
+    /// `attemptRefresh` (spec §2.5): the Backend API trades the refresh cookie and the expired
+    /// token for new cookies; the browser is sent back to the same URL with them.
+    async fn refresh(
+        &self,
+        ctx: &RequestContext<'_>,
+        cookies: &CookieChoice<'_>,
+        now_ms: i64,
+    ) -> Result<RequestState, RefreshError> {
+        let expired = cookies
+            .session
+            .as_deref()
+            .or(ctx.header_token())
+            .ok_or(RefreshError::MissingSessionToken)?;
+        let refresh_token = ctx
+            .cookies
+            .refresh_suffixed
+            .as_deref()
+            .ok_or(RefreshError::MissingRefreshToken)?;
+        let decoded =
+            Jwt::decode(expired).map_err(|_| RefreshError::ExpiredSessionTokenDecodeFailed)?;
+        let sid = decoded
+            .payload()
+            .get("sid")
+            .and_then(Value::as_str)
+            .filter(|sid| !sid.is_empty())
+            .ok_or(RefreshError::ExpiredSessionTokenMissingSidClaim)?;
+        let clerk_url = ctx
+            .clerk_url
+            .as_ref()
+            .ok_or(RefreshError::UnexpectedSdkError)?;
+        let mut request_headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in ctx.all_headers.pairs() {
+            request_headers.entry(name).or_default().push(value);
+        }
+        let request = RefreshRequest {
+            suffixed_cookies: cookies.suffixed,
+            format: "cookie",
+            expired_token: expired.to_owned(),
+            refresh_token: refresh_token.to_owned(),
+            request_origin: clerk_url.origin().ascii_serialization(),
+            request_headers,
+        };
+        let directives = self.backend.refresh_session(sid, &request).await?;
+        if directives.is_empty() {
+            return Err(RefreshError::UnexpectedSdkError);
+        }
+        let token = handshake::session_from_directives(&directives);
+        let claims = jwt::verify_token(&token, self.keys, &self.options.verify, now_ms)
+            .await
+            .map_err(|_| RefreshError::InvalidSessionToken)?;
+        Ok(RequestState::SignedIn {
+            auth: SessionAuth::from_claims(&claims),
+            carrier: TokenCarrier::Cookie,
+            set_cookies: directives,
+            location: Some(clerk_url.to_string()),
+        })
+    }
+
+    /// Spec §2.3 step 1 and §2.8: a browser coming back from the Frontend API with a nonce
+    /// or a signed handshake. `None` means carry on as if there had been none.
+    async fn resolve_handshake(
+        &self,
+        ctx: &RequestContext<'_>,
+        now_ms: i64,
+    ) -> Option<RequestState> {
+        let nonce = ctx
+            .query("__clerk_handshake_nonce")
+            .or_else(|| ctx.cookies.handshake_nonce.clone());
+        let token = ctx
+            .query("__clerk_handshake")
+            .or_else(|| ctx.cookies.handshake.clone());
+        if nonce.is_none() && token.is_none() {
+            return None;
+        }
+        let dev = self.options.is_dev();
+        let clerk_url = ctx.clerk_url.as_ref()?;
+        // Clerk's production SDK adds these cookies to the app's own response; a forward-auth
+        // hop cannot, so a page load goes back to the cleaned URL with them, as in development.
+        let redirect = dev || ctx.is_doc_eligible();
+        if redirect && ctx.redirect_count() >= 3.0 {
+            tracing::warn!(
+                "handshake resolution keeps coming back (stale or replayed nonce?); ignoring it"
+            );
+            self.observer.handshake_resolution(Resolution::Loop);
+            return None;
+        }
+        let directives = if let Some(nonce) = nonce {
+            match self.backend.handshake_payload(&nonce).await {
+                Ok(directives) => directives,
+                Err(error) => {
+                    tracing::warn!(%error, "Clerk: HandshakeService: error getting handshake payload");
+                    self.observer.handshake_resolution(Resolution::Failed);
+                    Vec::new()
+                }
+            }
+        } else {
+            match handshake::verify_handshake_token(token.as_deref().unwrap_or(""), self.keys).await
+            {
+                Ok(directives) => directives,
+                Err(error) => {
+                    self.observer.handshake_resolution(Resolution::Failed);
+                    let message = error.full_message(TokenCarrier::Cookie);
+                    tracing::warn!(
+                        reason = error.reason.as_str(),
+                        "Clerk: unable to resolve handshake"
+                    );
+                    // Development throws here (a 500 in Clerk's middleware); we answer
+                    // signed out with the reason instead.
+                    return dev.then(|| {
+                        RequestState::signed_out(Reason::Token(error.reason), message, true)
+                    });
+                }
+            }
+        };
+        let mut set_cookies = directives;
+        let location = redirect.then(|| {
+            set_cookies.push(format!(
+                "__clerk_redirect_count={}; SameSite=Lax; HttpOnly; Max-Age=2",
+                js_number(ctx.redirect_count() + 1.0)
+            ));
+            cleaned_url(clerk_url).to_string()
+        });
+        let token = handshake::session_from_directives(&set_cookies);
+        if token.is_empty() {
+            self.observer.handshake_resolution(Resolution::NoSession);
+            return Some(RequestState::SignedOut {
+                reason: Reason::SessionTokenMissing,
+                message: String::new(),
+                token_presented: false,
+                set_cookies,
+                location,
+            });
+        }
+        let mut verified = jwt::verify_token(&token, self.keys, &self.options.verify, now_ms).await;
+        if dev
+            && let Err(e) = &verified
+            && matches!(
+                e.reason,
+                TokenErrorReason::TokenExpired
+                    | TokenErrorReason::TokenNotActiveYet
+                    | TokenErrorReason::TokenIatInTheFuture
+            )
+        {
+            tracing::warn!(
+                "Clerk: Clock skew detected. Retrying the handshake with a 24 hour skew."
+            );
+            let lenient = VerifyOptions {
+                clock_skew_ms: 86_400_000,
+                ..self.options.verify.clone()
+            };
+            verified = jwt::verify_token(&token, self.keys, &lenient, now_ms).await;
+        }
+        match verified {
+            Ok(claims) => {
+                self.observer.handshake_resolution(Resolution::SignedIn);
+                Some(RequestState::SignedIn {
+                    auth: SessionAuth::from_claims(&claims),
+                    carrier: TokenCarrier::Cookie,
+                    set_cookies,
+                    location,
+                })
+            }
+            Err(error) => {
+                // Clerk throws a plain error here, which the cookie path logs and ignores.
+                tracing::warn!(
+                    reason = error.reason.as_str(),
+                    "Clerk: unable to resolve handshake"
+                );
+                self.observer.handshake_resolution(Resolution::Failed);
+                None
+            }
+        }
+    }
+
+    /// `handleMaybeHandshakeStatus` (spec §2.6); `location` replaces the handshake URL for
+    /// the multi-domain sync redirects.
+    fn maybe_handshake(
+        &self,
+        ctx: &RequestContext<'_>,
+        cookies: &CookieChoice<'_>,
+        reason: Reason,
+        message: String,
+        location: Option<String>,
+    ) -> RequestState {
+        let token_presented = cookies.session.is_some() || ctx.header_token().is_some();
+        if !ctx.is_doc_eligible() {
+            return RequestState::signed_out(reason, message, token_presented);
+        }
+        let Some(location) =
+            location.or_else(|| handshake_url(self.options, ctx, cookies, &reason))
+        else {
+            return RequestState::signed_out(reason, message, token_presented);
+        };
+        let count = ctx.redirect_count();
+        if count == 3.0 {
+            tracing::warn!(
+                reason = %reason,
+                "Clerk: Refreshing the session token resulted in an infinite redirect loop. This \
+                 usually means that your Clerk instance keys do not match - make sure to copy the \
+                 correct publishable and secret keys from the Clerk dashboard."
+            );
+            return RequestState::signed_out(reason, message, token_presented);
+        }
+        RequestState::Handshake {
+            reason,
+            message,
+            location,
+            set_cookies: vec![format!(
+                "__clerk_redirect_count={}; SameSite=Lax; HttpOnly; Max-Age=2",
+                js_number(count + 1.0)
+            )],
+        }
+    }
+
+    /// A `referer` from another origin that is not one of Clerk's own hosts.
+    fn is_cross_origin_referrer(&self, ctx: &RequestContext<'_>) -> bool {
+        let (Some(referer), Some(clerk_url)) = (ctx.referer, ctx.clerk_url.as_ref()) else {
+            return false;
+        };
+        let Ok(referer) = Url::parse(referer) else {
+            return false;
+        };
+        if referer.origin() == clerk_url.origin() {
+            return false;
+        }
+        !self.is_known_clerk_referrer(&referer)
+    }
+
+    fn is_known_clerk_referrer(&self, referer: &Url) -> bool {
+        let host = referer.host_str().unwrap_or("");
+        let fapi = self.options.original_frontend_api();
+        if host == fapi {
+            return true;
+        }
+        let accounts = format!("accounts.{}", fapi.strip_prefix("clerk.").unwrap_or(&fapi));
+        if host == accounts {
+            return true;
+        }
+        self.options.is_dev()
+            && ([
+                ".accounts.dev",
+                ".accountsstage.dev",
+                ".accounts.lclclerk.com",
+            ]
+            .iter()
+            .any(|suffix| host.ends_with(suffix))
+                || (host.starts_with("accounts.") && host.ends_with(".lcl.dev")))
+    }
+}
+
+/// The active organization differs from what the URL asks for (spec §6).
+fn is_org_mismatch(auth: &SessionAuth, target: &OrgTarget) -> bool {
+    match target {
+        OrgTarget::OrganizationId(id) => auth.org_id.as_deref() != Some(id.as_str()),
+        OrgTarget::OrganizationSlug(slug) => auth.org_slug.as_deref() != Some(slug.as_str()),
+        OrgTarget::PersonalAccount => auth.org_id.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
