@@ -722,3 +722,6 @@ fn is_org_mismatch(auth: &SessionAuth, target: &OrgTarget) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod flow_tests;
