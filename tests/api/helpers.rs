@@ -164,6 +164,12 @@ pub struct FakeClerk {
 }
 
 struct JwksState {
+    /// Frontend API handshakes: nonce → Set-Cookie directives, consumed once.
+    nonces: Mutex<HashMap<String, Vec<String>>>,
+    /// Answer handshakes with the legacy signed `__clerk_handshake` instead of a nonce.
+    legacy: std::sync::atomic::AtomicBool,
+    payload_calls: AtomicUsize,
+    refresh_calls: AtomicUsize,
     keys: Mutex<Value>,
     status: AtomicU16,
     fetches: AtomicUsize,
@@ -175,6 +181,10 @@ struct JwksState {
 impl FakeClerk {
     pub async fn start(signers: &[&Signer]) -> Self {
         let state = Arc::new(JwksState {
+            nonces: Mutex::new(HashMap::new()),
+            legacy: std::sync::atomic::AtomicBool::new(false),
+            payload_calls: AtomicUsize::new(0),
+            refresh_calls: AtomicUsize::new(0),
             keys: Mutex::new(jwks(signers)),
             status: AtomicU16::new(200),
             fetches: AtomicUsize::new(0),
@@ -187,6 +197,12 @@ impl FakeClerk {
                 .app_data(data.clone())
                 .route("/v1/jwks", web::get().to(serve_jwks))
                 .route("/.well-known/jwks.json", web::get().to(serve_jwks))
+                .route("/v1/client/handshake", web::get().to(fapi_handshake))
+                .route(
+                    "/v1/clients/handshake_payload",
+                    web::get().to(bapi_handshake_payload),
+                )
+                .route("/v1/sessions/{sid}/refresh", web::post().to(bapi_refresh))
         })
         .workers(1)
         .disable_signals()
@@ -209,6 +225,18 @@ impl FakeClerk {
             ("CLERK_SECRET_KEY", SECRET.to_owned()),
             ("CLERK_API_URL", self.base.clone()),
         ]
+    }
+
+    pub fn use_legacy_handshake(&self) {
+        self.state.legacy.store(true, Ordering::SeqCst);
+    }
+
+    pub fn payload_calls(&self) -> usize {
+        self.state.payload_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn refresh_calls(&self) -> usize {
+        self.state.refresh_calls.load(Ordering::SeqCst)
     }
 
     pub fn fetches(&self) -> usize {
@@ -272,4 +300,108 @@ async fn serve_jwks(req: HttpRequest, state: web::Data<JwksState>) -> HttpRespon
             .body("upstream trouble");
     }
     HttpResponse::Ok().json(state.keys.lock().unwrap().clone())
+}
+
+/// The cookies the Frontend API sets after a handshake: a fresh session issued by the
+/// frontend API the browser talked to.
+fn fresh_session_cookies(fapi_host: &str) -> Vec<String> {
+    let now = now_s();
+    let token = key1().sign(&session_claims("user_1", fapi_host, now, 60));
+    vec![
+        format!("__session={token}; Path=/; Secure; SameSite=Lax"),
+        format!("__client_uat={now}; Path=/; Max-Age=315360000; Secure; SameSite=Strict"),
+        "__clerk_handshake_nonce=; Path=/; Max-Age=0".to_owned(),
+    ]
+}
+
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).unwrap();
+    url.query_pairs_mut().append_pair(name, value);
+    url.into()
+}
+
+/// `GET /v1/client/handshake` on the Frontend API: sends the browser back to `redirect_url`
+/// with a nonce (or a legacy signed handshake). The test browser names the host it meant in
+/// `x-fapi-host`.
+async fn fapi_handshake(req: HttpRequest, state: web::Data<JwksState>) -> HttpResponse {
+    let query: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let Some(redirect_url) = query.get("redirect_url") else {
+        return HttpResponse::BadRequest().body("redirect_url missing");
+    };
+    if query.get("format").map(String::as_str) != Some("nonce") {
+        return HttpResponse::BadRequest().body("format=nonce expected");
+    }
+    let host = req
+        .headers()
+        .get("x-fapi-host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("clerk.example.com");
+    let directives = fresh_session_cookies(host);
+    // A satellite that asked to sync comes back marked as synced, which stops the loop.
+    let redirect_url = &redirect_url.replace("__clerk_synced=false", "__clerk_synced=true");
+    let location = if state.legacy.load(Ordering::SeqCst) {
+        let signer = key1();
+        let token = signer.sign_with_header(
+            &json!({"alg": "RS256", "kid": signer.kid(), "typ": "JWT"}),
+            &json!({"handshake": directives}),
+        );
+        with_param(redirect_url, "__clerk_handshake", &token)
+    } else {
+        let nonce = format!("nonce_{}", state.nonces.lock().unwrap().len() + 1);
+        state
+            .nonces
+            .lock()
+            .unwrap()
+            .insert(nonce.clone(), directives);
+        with_param(redirect_url, "__clerk_handshake_nonce", &nonce)
+    };
+    HttpResponse::TemporaryRedirect()
+        .insert_header(("location", location))
+        .finish()
+}
+
+fn bapi_authorized(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {SECRET}"))
+}
+
+/// `GET /v1/clients/handshake_payload?nonce=…`: each nonce works once.
+async fn bapi_handshake_payload(req: HttpRequest, state: web::Data<JwksState>) -> HttpResponse {
+    state.payload_calls.fetch_add(1, Ordering::SeqCst);
+    if !bapi_authorized(&req) {
+        return HttpResponse::Unauthorized()
+            .json(json!({"errors": [{"code": "clerk_key_invalid"}]}));
+    }
+    let nonce = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    match state.nonces.lock().unwrap().remove(&nonce) {
+        Some(directives) => HttpResponse::Ok().json(json!({ "directives": directives })),
+        None => HttpResponse::BadRequest()
+            .json(json!({"errors": [{"code": "handshake_nonce_invalid"}]})),
+    }
+}
+
+/// `POST /v1/sessions/{sid}/refresh`: trades `rt_valid` for fresh cookies.
+async fn bapi_refresh(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<JwksState>,
+) -> HttpResponse {
+    state.refresh_calls.fetch_add(1, Ordering::SeqCst);
+    if !bapi_authorized(&req) {
+        return HttpResponse::Unauthorized()
+            .json(json!({"errors": [{"code": "clerk_key_invalid"}]}));
+    }
+    let sid = req.match_info().get("sid").unwrap_or("");
+    if body["refresh_token"] != "rt_valid" || sid != "sess_1" || body["format"] != "cookie" {
+        return HttpResponse::Unauthorized()
+            .json(json!({"errors": [{"code": "refresh_token_invalid"}]}));
+    }
+    HttpResponse::Ok().json(fresh_session_cookies("clerk.example.com"))
 }
