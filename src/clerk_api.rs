@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use url::Url;
 
+use crate::clerk_http::{self, CallError, error_code};
 use crate::config::Secret;
-use crate::domain::authenticate::SUPPORTED_BAPI_VERSION;
 use crate::domain::backend::{BackendError, ClerkBackend, RefreshRequest};
 use crate::domain::reason::RefreshError;
 
@@ -27,27 +26,8 @@ impl BackendApi {
         secret: &Secret,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", secret.expose())) {
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
-        headers.insert(
-            "Clerk-API-Version",
-            HeaderValue::from_static(SUPPORTED_BAPI_VERSION),
-        );
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("clerk-forward-auth/", env!("CARGO_PKG_VERSION"))),
-        );
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
         Ok(Self {
-            client,
+            client: clerk_http::client(Some(secret), timeout)?,
             base: format!(
                 "{}/{}",
                 api_url.as_str().trim_end_matches('/'),
@@ -55,45 +35,6 @@ impl BackendApi {
             ),
         })
     }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), &'static str> {
-        let mut response = request.send().await.map_err(|e| transport(&e))?;
-        let status = response.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err("the answer is too large");
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, body))
-    }
-}
-
-fn transport(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    }
-}
-
-/// The first error `code` of a Backend API error body.
-fn error_code(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ApiError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        code: String,
-    }
-    serde_json::from_slice::<Errors>(body)
-        .ok()
-        .and_then(|e| e.errors.into_iter().next())
-        .map(|e| e.code)
 }
 
 /// Cookies come back as a JSON array of Set-Cookie strings, or an object carrying one.
@@ -115,7 +56,13 @@ impl ClerkBackend for BackendApi {
         let nonce: String = url::form_urlencoded::byte_serialize(nonce.as_bytes()).collect();
         let url = format!("{}/clients/handshake_payload?nonce={nonce}", self.base);
         let request = self.client.get(url);
-        let (status, body) = self.send(request).await.map_err(BackendError::Transport)?;
+        let (status, body) =
+            clerk_http::send(request, MAX_BODY_BYTES)
+                .await
+                .map_err(|e| match e {
+                    CallError::Transport(kind) => BackendError::Transport(kind),
+                    CallError::TooLarge => BackendError::Malformed,
+                })?;
         if !(200..300).contains(&status) {
             return Err(BackendError::Status {
                 status,
@@ -141,8 +88,7 @@ impl ClerkBackend for BackendApi {
             self.base
         );
         let call = self.client.post(url).json(request);
-        let (status, body) = self
-            .send(call)
+        let (status, body) = clerk_http::send(call, MAX_BODY_BYTES)
             .await
             .map_err(|_| RefreshError::UnexpectedBapiError)?;
         if (200..300).contains(&status) {

@@ -7,6 +7,7 @@
 )]
 
 pub mod clerk_api;
+pub mod clerk_http;
 pub mod cli;
 pub mod config;
 pub mod dev;

@@ -462,7 +462,7 @@ fn check_audience(aud: Option<&Value>, audience: &[String]) -> Result<(), TokenE
 }
 
 /// JavaScript truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
+pub fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::jwt::TokenError;
+use super::authenticate::{ClerkOptions, OrgSync};
+use super::instance::PublishableKey;
+use super::jwt::{TokenError, VerifyOptions};
 use super::keys::{KeySet, KeySource, StaticKey, VerifyingKey, kid_mismatch};
 use crate::mint::Signer;
 
@@ -59,4 +61,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(future)
+}
+
+/// Options for the instance of publishable key `pk`, with Clerk's defaults.
+pub fn options(pk: &str) -> ClerkOptions {
+    ClerkOptions {
+        publishable_key: PublishableKey::parse(pk).unwrap(),
+        verify: VerifyOptions {
+            authorized_parties: vec![],
+            audience: vec![],
+            clock_skew_ms: 5000,
+        },
+        proxy_url: None,
+        domain: None,
+        is_satellite: false,
+        sign_in_url: None,
+        org_sync: OrgSync::default(),
+    }
 }

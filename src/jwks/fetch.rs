@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use url::Url;
 
+use crate::clerk_http::{self, CallError};
 use crate::config::Secret;
-use crate::domain::authenticate::SUPPORTED_BAPI_VERSION;
 use crate::domain::jwt::{CONTACT_SUPPORT, TokenError, TokenErrorReason};
 use crate::domain::keys::{JwksError, KeySet};
 use crate::metrics::FetchOutcome;
@@ -33,29 +32,10 @@ impl Fetcher {
         secret_key: Option<&Secret>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let mut headers = HeaderMap::new();
-        if let Some(sk) = secret_key
-            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", sk.expose()))
-        {
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-            headers.insert(
-                "Clerk-API-Version",
-                HeaderValue::from_static(SUPPORTED_BAPI_VERSION),
-            );
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("clerk-forward-auth/", env!("CARGO_PKG_VERSION"))),
-        );
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self { client, url })
+        Ok(Self {
+            client: clerk_http::client(secret_key, timeout)?,
+            url,
+        })
     }
 
     pub fn url(&self) -> &Url {
@@ -72,46 +52,27 @@ impl Fetcher {
             },
             outcome,
         };
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                failed(
-                    FetchOutcome::NetworkError,
-                    format!(
-                        "Error loading Clerk JWKS from {}: {}",
-                        self.url,
-                        error_kind(&e)
-                    ),
-                )
-            })?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| {
-            failed(
-                FetchOutcome::NetworkError,
-                format!(
-                    "Error loading Clerk JWKS from {}: {}",
-                    self.url,
-                    error_kind(&e)
-                ),
-            )
-        })? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(failed(
-                    FetchOutcome::Invalid,
-                    format!(
-                        "The JWKS at {} is larger than {MAX_BODY_BYTES} bytes.",
-                        self.url
-                    ),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if !status.is_success() {
-            if is_invalid_secret_key(&body) {
+        let (status, body) =
+            match clerk_http::send(self.client.get(self.url.clone()), MAX_BODY_BYTES).await {
+                Ok(answer) => answer,
+                Err(CallError::Transport(kind)) => {
+                    return Err(failed(
+                        FetchOutcome::NetworkError,
+                        format!("Error loading Clerk JWKS from {}: {kind}", self.url),
+                    ));
+                }
+                Err(CallError::TooLarge) => {
+                    return Err(failed(
+                        FetchOutcome::Invalid,
+                        format!(
+                            "The JWKS at {} is larger than {MAX_BODY_BYTES} bytes.",
+                            self.url
+                        ),
+                    ));
+                }
+            };
+        if !(200..300).contains(&status) {
+            if clerk_http::error_code(&body).as_deref() == Some("clerk_key_invalid") {
                 return Err(FetchError {
                     error: TokenError {
                         reason: TokenErrorReason::InvalidSecretKey,
@@ -127,8 +88,7 @@ impl Fetcher {
                 FetchOutcome::HttpError,
                 format!(
                     "Error loading Clerk JWKS from {} with code={}",
-                    self.url,
-                    status.as_u16()
+                    self.url, status
                 ),
             ));
         }
@@ -149,32 +109,5 @@ impl Fetcher {
                 format!("The JWKS at {} is not a JSON Web Key Set.", self.url),
             )),
         }
-    }
-}
-
-/// Clerk answers a bad secret key with an error whose code is `clerk_key_invalid`.
-fn is_invalid_secret_key(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<ApiError>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        code: String,
-    }
-    serde_json::from_slice::<Errors>(body)
-        .is_ok_and(|e| e.errors.iter().any(|e| e.code == "clerk_key_invalid"))
-}
-
-/// A short, secret-free description of a transport error.
-fn error_kind(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else if error.is_body() || error.is_decode() {
-        "the response body could not be read"
-    } else {
-        "request failed"
     }
 }

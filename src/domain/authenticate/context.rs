@@ -9,7 +9,7 @@ use url::Url;
 use super::ClerkOptions;
 use crate::domain::cookies::ClerkCookies;
 use crate::domain::instance::InstanceType;
-use crate::domain::jwt::{Jwt, TokenError};
+use crate::domain::jwt::{Jwt, TokenError, truthy};
 use crate::domain::request::{
     AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, OriginalRequest,
 };
@@ -218,17 +218,6 @@ fn strip_http_schemes(iss: &str) -> String {
         }
     }
     out
-}
-
-/// JavaScript truthiness of a JSON value.
-pub fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
 }
 
 pub fn number(value: Option<&Value>) -> Option<f64> {

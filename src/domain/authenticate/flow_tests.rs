@@ -10,29 +10,13 @@ use super::*;
 use crate::domain::decision::{Decision, RedirectKind};
 use crate::domain::request::tests::TestHeaders;
 use crate::domain::request::{AuthRequestLine, ForwardedHeaders};
-use crate::domain::testing::{NOW_MS, NOW_S, block_on, other_signer, pem_key, signer};
+use crate::domain::testing::{NOW_MS, NOW_S, block_on, options, other_signer, pem_key, signer};
 use crate::mint::session_claims;
 
 const PROD_PK: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"; // clerk.example.com
 const DEV_PK: &str = "pk_test_Zm9vLWJhci0xMy5jbGVyay5hY2NvdW50cy5kZXYk"; // foo-bar-13.clerk.accounts.dev
 const PAGE: (&str, &str) = ("sec-fetch-dest", "document");
 const API: (&str, &str) = ("sec-fetch-dest", "empty");
-
-fn options(pk: &str) -> ClerkOptions {
-    ClerkOptions {
-        publishable_key: PublishableKey::parse(pk).unwrap(),
-        verify: VerifyOptions {
-            authorized_parties: vec![],
-            audience: vec![],
-            clock_skew_ms: 5000,
-        },
-        proxy_url: None,
-        domain: None,
-        is_satellite: false,
-        sign_in_url: None,
-        org_sync: OrgSync::default(),
-    }
-}
 
 /// A Backend API double: nonces map to directives; refresh answers one fixed result.
 #[derive(Default)]
