@@ -6,6 +6,7 @@ pub mod authenticate;
 pub mod backend;
 pub mod cookies;
 pub mod decision;
+pub mod has;
 pub mod instance;
 pub mod jwt;
 pub mod keys;
