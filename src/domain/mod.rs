@@ -13,6 +13,7 @@ pub mod keys;
 pub mod pattern;
 pub mod reason;
 pub mod request;
+pub mod rules;
 pub mod signin;
 pub mod time;
 pub mod urls;
