@@ -17,6 +17,7 @@ use crate::domain::jwt::VerifyOptions;
 use crate::domain::keys::VerifyingKey;
 use crate::domain::pattern::PathPatterns;
 use crate::domain::request::ForwardedHeaders;
+use crate::domain::rules::{Action, Policy};
 
 /// The prefix of this service's own environment variables.
 pub const ENV_PREFIX: &str = "CLERK_FA_";
@@ -65,6 +66,10 @@ settings! {
     "server.forwarded_headers", "CLERK_FA_FORWARDED_HEADERS", Some("auto"),
         "Which headers describe the original request: `auto`, `x-forwarded` (Traefik, Caddy, our nginx/HAProxy/Envoy recipes), `x-original` (ingress-nginx) or `path` (Envoy path prefix).";
     "metrics.listen", "CLERK_FA_METRICS_LISTEN", Some(""), "Separate address for `/metrics`; empty serves it next to `/verify`.";
+    "authorization.default", "CLERK_FA_DEFAULT_ACTION", Some("signed-in"),
+        "What requests no rule matches need: `signed-in`, `public` or `deny`. Rules themselves live in the file (`[[authorization.rules]]`).";
+    "authorization.allow_cors_preflight", "CLERK_FA_ALLOW_CORS_PREFLIGHT", Some("false"),
+        "Let CORS preflights (OPTIONS with `Origin` and `Access-Control-Request-Method`) through without a session.";
     "log.format", "CLERK_FA_LOG_FORMAT", Some("human"), "`human` or `json`.";
     "log.level", "CLERK_FA_LOG_LEVEL", Some("info"), "A tracing filter, e.g. `info` or `clerk_forward_auth=debug`.";
     "jwks.refresh_secs", "CLERK_FA_JWKS_REFRESH_SECS", Some("300"), "How often the JWKS is refreshed in the background.";
@@ -158,6 +163,7 @@ pub struct Settings {
     pub log_level: String,
     pub jwks: JwksSettings,
     pub headers: IdentityHeaders,
+    pub policy: Policy,
 }
 
 /// Every problem found, each naming its file key and environment variable.
@@ -237,7 +243,8 @@ impl Settings {
 
 /// Keys in the file that no setting reads: usually a typo.
 fn unknown_file_keys(cfg: &config::Config) -> Vec<String> {
-    let known: BTreeSet<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    let mut known: BTreeSet<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    known.insert("authorization.rules");
     let Ok(table) = cfg
         .clone()
         .try_deserialize::<HashMap<String, config::Value>>()
@@ -525,6 +532,32 @@ impl Reader<'_> {
             min_refetch: self.millis("jwks.min_refetch_ms"),
             timeout: self.millis("jwks.timeout_ms").max(Duration::from_millis(1)),
         };
+        let default_action = match self.string("authorization.default") {
+            None => Action::SignedIn,
+            Some(a) => Action::parse(&a).unwrap_or_else(|| {
+                self.problem(
+                    "authorization.default",
+                    format!("`{a}` is not signed-in, public or deny"),
+                );
+                Action::SignedIn
+            }),
+        };
+        let allow_cors_preflight = self.bool("authorization.allow_cors_preflight");
+        let raw_rules = match self.cfg.get::<Vec<rules::RawRule>>("authorization.rules") {
+            Ok(raw) => raw,
+            Err(config::ConfigError::NotFound(_)) => Vec::new(),
+            Err(e) => {
+                self.problems.push(format!("authorization.rules: {e}"));
+                Vec::new()
+            }
+        };
+        let policy = match rules::policy(raw_rules, default_action, allow_cors_preflight) {
+            Ok(policy) => Some(policy),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        };
         let headers = IdentityHeaders {
             user_id: self.header("headers.user_id"),
             session_id: self.header("headers.session_id"),
@@ -590,9 +623,12 @@ impl Reader<'_> {
             log_level,
             jwks,
             headers,
+            policy: policy?,
         })
     }
 }
+
+mod rules;
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,13 @@ use crate::domain::authenticate::{
     Authenticator, ClerkOptions, Observer, RequestContext, Resolution,
 };
 use crate::domain::backend::{BackendError, ClerkBackend, NoBackend, RefreshRequest};
-use crate::domain::decision::Decision;
+use crate::domain::decision::{Decision, Forbidden};
+use crate::domain::has::HasParams;
 use crate::domain::jwt::TokenError;
 use crate::domain::keys::{KeySource, StaticKey, VerifyingKey};
 use crate::domain::reason::RefreshError;
 use crate::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers};
+use crate::domain::rules::{Action, Matched, Policy};
 use crate::domain::time::now_ms;
 use crate::jwks::JwksSource;
 use crate::jwks::fetch::Fetcher;
@@ -98,6 +100,7 @@ pub struct Service {
     pub backend: Backend,
     observer: MetricsObserver,
     pub forwarded_headers: ForwardedHeaders,
+    pub policy: Policy,
 }
 
 impl Service {
@@ -135,14 +138,16 @@ impl Service {
             backend,
             observer: MetricsObserver(metrics.clone()),
             forwarded_headers: settings.forwarded_headers,
+            policy: settings.policy.clone(),
         })
     }
 
-    /// Decides one auth request.
+    /// Decides one auth request; `extra` are requirements from the auth URL.
     pub async fn decide<H: Headers + HeaderPairs>(
         &self,
         headers: &H,
         line: AuthRequestLine<'_>,
+        extra: Vec<HasParams>,
     ) -> (Decision, Outcome) {
         let ctx = RequestContext::from_headers(
             headers,
@@ -150,6 +155,28 @@ impl Service {
             line,
             self.options.publishable_key.cookie_suffix(),
         );
+        let mut matched = self.policy.matched(
+            ctx.request.method,
+            ctx.request.host,
+            ctx.request.path_and_query,
+        );
+        matched.add(extra);
+        let decision = self.decide_matched(&ctx, &matched).await;
+        let outcome = Outcome {
+            host: ctx.request.host.to_owned(),
+            path: ctx.request.path().to_owned(),
+            rule: matched.names.join("+"),
+        };
+        (decision, outcome)
+    }
+
+    async fn decide_matched(&self, ctx: &RequestContext<'_>, matched: &Matched) -> Decision {
+        if matched.action == Action::Deny {
+            return Decision::Forbidden(Forbidden::DeniedByRule);
+        }
+        if ctx.is_preflight && self.policy.allow_cors_preflight {
+            return Decision::Anonymous { reason: None };
+        }
         let authenticator = Authenticator {
             options: &self.options,
             keys: &self.keys,
@@ -157,13 +184,9 @@ impl Service {
             observer: &self.observer,
         };
         let now = now_ms();
-        let state = authenticator.authenticate(&ctx, now).await;
-        let decision = Decision::decide(state, &ctx, &self.options, now);
-        let outcome = Outcome {
-            host: ctx.request.host.to_owned(),
-            path: ctx.request.path().to_owned(),
-        };
-        (decision, outcome)
+        let state = authenticator.authenticate(ctx, now).await;
+        let protected = matched.action != Action::Public;
+        Decision::decide_for(state, ctx, &self.options, now, protected).authorize(matched)
     }
 }
 
@@ -172,4 +195,6 @@ impl Service {
 pub struct Outcome {
     pub host: String,
     pub path: String,
+    /// The matched rule names.
+    pub rule: String,
 }

@@ -4,7 +4,9 @@
 
 use super::auth::SessionAuth;
 use super::authenticate::{ClerkOptions, CookieChoice, RequestContext, RequestState};
+use super::has::{Missing, Reverification};
 use super::reason::Reason;
+use super::rules::{Action, Matched};
 use super::signin::sign_in_redirect;
 
 /// What `/verify` tells the proxy. Rendering it for a particular proxy is the adapter's job.
@@ -34,6 +36,34 @@ pub enum Decision {
     },
     /// 503: the token could not be judged because no keys could be loaded.
     Unavailable { reason: Reason, message: String },
+    /// 403: signed in but missing a requirement, or a `deny` rule.
+    Forbidden(Forbidden),
+    /// 200 without identity: a public route, signed out (or a permitted CORS preflight).
+    Anonymous { reason: Option<Reason> },
+}
+
+/// Why a request is refused with a 403.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forbidden {
+    Missing(Missing),
+    DeniedByRule,
+}
+
+impl Forbidden {
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::Missing(missing) => missing.reason(),
+            Self::DeniedByRule => "denied-by-rule",
+        }
+    }
+
+    /// The reverification Clerk's frontend should ask for, if that is what failed.
+    pub const fn reverification(self) -> Option<Reverification> {
+        match self {
+            Self::Missing(Missing::Reverification(r)) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +85,19 @@ impl Decision {
         options: &ClerkOptions,
         now_ms: i64,
     ) -> Self {
+        Self::decide_for(state, ctx, options, now_ms, true)
+    }
+
+    /// `decide` for a route; sign-in redirects happen only where a session is required.
+    pub fn decide_for(
+        state: RequestState,
+        ctx: &RequestContext<'_>,
+        options: &ClerkOptions,
+        now_ms: i64,
+        protected: bool,
+    ) -> Self {
         let sign_in = |pending: bool| {
-            if !ctx.is_doc_eligible() {
+            if !protected || !ctx.is_doc_eligible() {
                 return None;
             }
             let cookies = CookieChoice::new(options, ctx, now_ms);
@@ -155,9 +196,38 @@ impl Decision {
         }
     }
 
+    /// Applies the matched rule to the authentication outcome. Public routes let signed-out
+    /// requests through without identity (handshakes still happen, as `clerkMiddleware()`
+    /// runs them on every route); protected routes check their requirements.
+    pub fn authorize(self, matched: &Matched) -> Self {
+        match (matched.action, self) {
+            (Action::Deny, _) => Self::Forbidden(Forbidden::DeniedByRule),
+            (Action::Public, Self::SignedOut { reason, .. } | Self::Unavailable { reason, .. }) => {
+                Self::Anonymous {
+                    reason: Some(reason),
+                }
+            }
+            (
+                Action::Public,
+                Self::Redirect {
+                    kind: RedirectKind::SignIn,
+                    reason,
+                    ..
+                },
+            ) => Self::Anonymous { reason },
+            (Action::SignedIn, Self::Allow { auth, set_cookies }) => match matched.check(&auth) {
+                Ok(()) => Self::Allow { auth, set_cookies },
+                Err(missing) => Self::Forbidden(Forbidden::Missing(missing)),
+            },
+            (_, other) => other,
+        }
+    }
+
     /// Bounded outcome label for logs and metrics.
     pub fn outcome(&self) -> &'static str {
         match self {
+            Self::Forbidden(_) => "forbidden",
+            Self::Anonymous { .. } => "anonymous",
             Self::Allow { .. } => "allow",
             Self::SignedOut { .. } => "signed-out",
             Self::Redirect {
@@ -176,9 +246,18 @@ impl Decision {
         }
     }
 
+    /// The reason as a bounded metric label (`none` when there is none).
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::Forbidden(forbidden) => forbidden.reason(),
+            other => other.reason().map_or("none", Reason::metric_label),
+        }
+    }
+
     pub fn reason(&self) -> Option<&Reason> {
         match self {
-            Self::Allow { .. } => None,
+            Self::Allow { .. } | Self::Forbidden(_) => None,
+            Self::Anonymous { reason } => reason.as_ref(),
             Self::Redirect { reason, .. } => reason.as_ref(),
             Self::SignedOut { reason, .. } | Self::Unavailable { reason, .. } => Some(reason),
         }

@@ -143,7 +143,7 @@ impl HasParams {
             let has_org = auth.org_id.is_some();
             if let Some(permission) = &self.permission {
                 let wanted = prefix_with_org(permission);
-                let ok = has_org && auth.org_permissions.iter().any(|p| *p == wanted);
+                let ok = has_org && auth.org_permissions.contains(&wanted);
                 if !ok {
                     return Err(Missing::Permission);
                 }

@@ -10,8 +10,9 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use super::AppState;
 use crate::config::IdentityHeaders;
 use crate::domain::auth::SessionAuth;
-use crate::domain::decision::{Decision, RedirectKind};
+use crate::domain::decision::{Decision, Forbidden, RedirectKind};
 use crate::domain::request::{AuthRequestLine, HeaderPairs, Headers};
+use crate::domain::rules::query_requirements;
 
 const AUTH_STATUS: HeaderName = HeaderName::from_static("x-clerk-auth-status");
 const AUTH_REASON: HeaderName = HeaderName::from_static("x-clerk-auth-reason");
@@ -49,6 +50,21 @@ impl ResponseHeaders {
             org_permissions: name(&names.org_permissions)?,
             actor_id: name(&names.actor_id)?,
         })
+    }
+
+    /// Every identity header, empty: a public route still overwrites forged copies.
+    fn anonymous(&self, builder: &mut HttpResponseBuilder) {
+        for name in [
+            &self.user_id,
+            &self.session_id,
+            &self.org_id,
+            &self.org_role,
+            &self.org_slug,
+            &self.org_permissions,
+            &self.actor_id,
+        ] {
+            builder.insert_header((name.clone(), EMPTY));
+        }
     }
 
     /// Every identity header, always: empty when unknown, so a proxy that copies them
@@ -100,17 +116,38 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let started = Instant::now();
     let headers = ActixHeaders(req.headers());
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    // Envoy appends the original path and query to its path prefix; that query is the
+    // original request's and is never read as requirements.
+    let tail = target
+        .strip_prefix("/verify")
+        .filter(|t| t.starts_with('/'));
+    let extra = match tail {
+        Some(_) => Vec::new(),
+        None => match query_requirements(req.query_string()) {
+            Ok(extra) => extra,
+            Err(error) => {
+                state
+                    .metrics
+                    .decisions
+                    .with_label_values(&["bad-request", "invalid-auth-url"])
+                    .inc();
+                tracing::warn!(%error, "bad auth URL");
+                return HttpResponse::BadRequest().json(ErrorBody {
+                    status: "bad-request",
+                    reason: "invalid-auth-url",
+                    message: &error.to_string(),
+                });
+            }
+        },
+    };
     let line = AuthRequestLine {
         method: req.method().as_str(),
-        // Envoy appends the original path and query to its path prefix.
-        tail: target
-            .strip_prefix("/verify")
-            .filter(|t| t.starts_with('/')),
+        tail,
     };
-    let (decision, outcome) = state.service.decide(&headers, line).await;
+    let (decision, outcome) = state.service.decide(&headers, line, extra).await;
     let response = render(&decision, &state.headers);
 
-    let reason = decision.reason().map_or("none", |r| r.metric_label());
+    let reason = decision.metric_reason();
     let label = decision.outcome();
     state
         .metrics
@@ -129,6 +166,7 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     tracing::info!(
         outcome = label,
         reason,
+        rule = %outcome.rule,
         user_id,
         host = %outcome.host,
         path = %outcome.path,
@@ -201,6 +239,40 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
                 debug_headers(&mut builder, &reason.as_str(), message);
             }
             cookies(&mut builder, set_cookies);
+            builder.finish()
+        }
+        Decision::Forbidden(forbidden) => {
+            let mut builder = HttpResponse::Forbidden();
+            builder.insert_header((header::CACHE_CONTROL, NO_STORE));
+            if *forbidden != Forbidden::DeniedByRule {
+                builder.insert_header((AUTH_STATUS, SIGNED_IN));
+            }
+            builder.insert_header((AUTH_REASON, HeaderValue::from_static(forbidden.reason())));
+            match forbidden.reverification() {
+                // Clerk's own error body, so that the frontend's useReverification() reacts.
+                Some(r) => builder.json(serde_json::json!({
+                    "clerk_error": {
+                        "type": "forbidden",
+                        "reason": "reverification-error",
+                        "metadata": {"reverification": {"level": r.level.as_str(), "afterMinutes": r.after_minutes}},
+                    }
+                })),
+                None => builder.json(ErrorBody {
+                    status: "forbidden",
+                    reason: forbidden.reason(),
+                    message: "",
+                }),
+            }
+        }
+        Decision::Anonymous { reason } => {
+            let mut builder = HttpResponse::Ok();
+            builder.insert_header((AUTH_STATUS, SIGNED_OUT));
+            names.anonymous(&mut builder);
+            if let Some(reason) = reason
+                && let Ok(value) = HeaderValue::from_str(&reason.as_str())
+            {
+                builder.insert_header((AUTH_REASON, value));
+            }
             builder.finish()
         }
         Decision::Unavailable { reason, message } => {

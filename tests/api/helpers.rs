@@ -54,6 +54,11 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the real application on 127.0.0.1:0 with `env` on top of the defaults.
     pub async fn spawn(env: &[(&str, &str)]) -> Self {
+        Self::spawn_with_file(None, env).await
+    }
+
+    /// Like `spawn`, with a configuration file as well.
+    pub async fn spawn_with_file(file: Option<&std::path::Path>, env: &[(&str, &str)]) -> Self {
         let mut map: HashMap<String, String> = [
             ("CLERK_PUBLISHABLE_KEY", PROD_PK),
             ("CLERK_FA_LISTEN", "127.0.0.1:0"),
@@ -65,7 +70,7 @@ impl TestApp {
         for (k, v) in env {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        let (settings, _) = Settings::load(None, &map).unwrap();
+        let (settings, _) = Settings::load(file, &map).unwrap();
         let app = Application::build(&settings).unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
@@ -404,4 +409,36 @@ async fn bapi_refresh(
             .json(json!({"errors": [{"code": "refresh_token_invalid"}]}));
     }
     HttpResponse::Ok().json(fresh_session_cookies("clerk.example.com"))
+}
+
+/// A configuration file in a fresh temporary directory, removed on drop.
+pub struct ConfigFile {
+    pub path: std::path::PathBuf,
+}
+
+impl ConfigFile {
+    pub fn new(contents: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cfa-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, contents).unwrap();
+        Self { path }
+    }
+
+    pub fn write(&self, contents: &str) {
+        std::fs::write(&self.path, contents).unwrap();
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod authz;
 mod browser;
 mod cli;
 mod jwks;

@@ -27,6 +27,8 @@ pub struct RequestContext<'a> {
     pub accept: Option<&'a str>,
     pub referer: Option<&'a str>,
     pub origin: Option<&'a str>,
+    /// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
+    pub is_preflight: bool,
     /// All headers, for the session refresh call (Clerk forwards them).
     pub all_headers: &'a dyn HeaderPairs,
 }
@@ -49,14 +51,17 @@ impl<'a> RequestContext<'a> {
         let request = OriginalRequest::from_headers(mode, headers, line);
         Self {
             clerk_url: public_url(&request),
-            request,
             authorization: headers.get("authorization"),
             cookies: ClerkCookies::parse(headers, cookie_suffix),
             sec_fetch_dest: headers.get("sec-fetch-dest"),
             accept: headers.get("accept"),
             referer: headers.get("referer"),
             origin: headers.get("origin"),
+            is_preflight: request.method == "OPTIONS"
+                && headers.get("origin").is_some()
+                && headers.get("access-control-request-method").is_some(),
             all_headers: headers,
+            request,
         }
     }
 
