@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
+use crate::reload::ConfigSource;
 use crate::startup::Application;
 use crate::telemetry;
 
@@ -66,7 +67,8 @@ pub fn run() -> ExitCode {
             for warning in warnings.0 {
                 tracing::warn!("{warning}");
             }
-            block_on(serve(settings))
+            let source = ConfigSource { file: config, env };
+            block_on(serve(settings, source))
         }
         Command::Dev { listen } => block_on(crate::dev::run(listen)),
     }
@@ -99,14 +101,16 @@ fn check_config(config: Option<PathBuf>, env: &HashMap<String, String>) -> ExitC
     }
 }
 
-async fn serve(settings: Settings) -> ExitCode {
-    let app = match Application::build(&settings) {
+async fn serve(settings: Settings, source: ConfigSource) -> ExitCode {
+    let app = match Application::build(&settings, source) {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    app.reloader()
+        .spawn_watchers(std::time::Duration::from_secs(2));
     tracing::info!(port = app.port(), "serving /verify");
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,7 +41,7 @@ pub async fn run(listen: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match Application::build(&settings) {
+    let app = match Application::build(&settings, crate::reload::ConfigSource::default()) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("{e}");

@@ -16,6 +16,7 @@ pub mod http;
 pub mod jwks;
 pub mod metrics;
 pub mod mint;
+pub mod reload;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub handshake_resolutions: IntCounterVec,
     pub refreshes: IntCounterVec,
+    pub config_reloads: IntCounterVec,
 }
 
 /// How a JWKS fetch ended: a bounded label value.
@@ -98,6 +99,14 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let config_reloads = IntCounterVec::new(
+            opts(
+                "config_reloads_total",
+                "Configuration reloads, by outcome (success, failure).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(config_reloads.clone()))?;
         registry.register(Box::new(handshake_resolutions.clone()))?;
         registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
@@ -118,6 +127,7 @@ impl Metrics {
             ready,
             handshake_resolutions,
             refreshes,
+            config_reloads,
         })
     }
 

@@ -95,6 +95,8 @@ impl Observer for MetricsObserver {
 }
 
 pub struct Service {
+    /// Where the keys came from, to keep a JWKS cache across reloads that do not change it.
+    key_settings: KeySettings,
     pub options: ClerkOptions,
     pub keys: Keys,
     pub backend: Backend,
@@ -104,23 +106,41 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds the key source from settings. A JWKS source starts empty: the caller spawns
-    /// its refresh loop.
-    pub fn new(settings: &Settings, metrics: &Arc<Metrics>) -> Result<Self, reqwest::Error> {
-        let keys = match &settings.keys {
-            KeySettings::Pem(key) => {
+    /// Builds the service from settings. A new JWKS source starts empty and its refresh
+    /// loop is spawned (so this runs inside a Tokio runtime); `previous`'s source is kept
+    /// when the JWKS location and secret are unchanged, cache and all.
+    pub fn new(
+        settings: &Settings,
+        metrics: &Arc<Metrics>,
+        previous: Option<&Service>,
+    ) -> Result<Self, reqwest::Error> {
+        let reusable = previous.and_then(|p| match (&p.keys, &p.key_settings, &settings.keys) {
+            (
+                Keys::Jwks(source),
+                KeySettings::Jwks {
+                    url: a,
+                    secret_key: sa,
+                },
+                KeySettings::Jwks {
+                    url: b,
+                    secret_key: sb,
+                },
+            ) if a == b && sa == sb => Some(source.clone()),
+            _ => None,
+        });
+        let keys = match (&settings.keys, reusable) {
+            (KeySettings::Pem(key), _) => {
                 metrics.static_keys_loaded();
                 metrics.ready.set(1);
                 Keys::Static(StaticKey(key.clone()))
             }
-            KeySettings::Jwks { url, secret_key } => {
+            (KeySettings::Jwks { .. }, Some(source)) => Keys::Jwks(source),
+            (KeySettings::Jwks { url, secret_key }, None) => {
                 let fetcher =
                     Fetcher::new(url.clone(), secret_key.as_ref(), settings.jwks.timeout)?;
-                Keys::Jwks(Arc::new(JwksSource::new(
-                    fetcher,
-                    &settings.jwks,
-                    metrics.clone(),
-                )))
+                let source = Arc::new(JwksSource::new(fetcher, &settings.jwks, metrics.clone()));
+                tokio::spawn(JwksSource::run_refresh(Arc::downgrade(&source)));
+                Keys::Jwks(source)
             }
         };
         let backend = match &settings.secret_key {
@@ -133,6 +153,7 @@ impl Service {
             None => Backend::None(NoBackend),
         };
         Ok(Self {
+            key_settings: settings.keys.clone(),
             options: settings.clerk.clone(),
             keys,
             backend,

@@ -9,9 +9,10 @@ use actix_web::{App, HttpServer, web};
 
 use crate::config::Settings;
 use crate::http::verify::ResponseHeaders;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Live};
 use crate::metrics::Metrics;
-use crate::service::{Keys, Service};
+use crate::reload::{ConfigSource, Reloader};
+use crate::service::Service;
 
 /// A bound, not yet running, server.
 pub struct Application {
@@ -20,7 +21,7 @@ pub struct Application {
     server: Server,
     /// The `/metrics` server, when it has its own address.
     metrics_server: Option<Server>,
-    state: web::Data<AppState>,
+    reloader: Reloader,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,19 +43,20 @@ pub enum StartError {
 
 impl Application {
     /// Binds the listeners and builds the server. Must run inside a Tokio runtime; for a
-    /// JWKS source it starts the background key refresh.
-    pub fn build(settings: &Settings) -> Result<Self, StartError> {
+    /// JWKS source it starts the background key refresh. `source` is where `settings` came
+    /// from, for reloads.
+    pub fn build(settings: &Settings, source: ConfigSource) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::new()?);
-        let service = Service::new(settings, &metrics)?;
-        if let Keys::Jwks(jwks) = &service.keys {
-            tokio::spawn(jwks.clone().run_refresh());
-        }
+        let service = Service::new(settings, &metrics, None)?;
         let state = web::Data::new(AppState {
-            service,
+            live: arc_swap::ArcSwap::from_pointee(Live {
+                service,
+                headers: ResponseHeaders::new(&settings.headers)?,
+            }),
             metrics,
-            headers: ResponseHeaders::new(&settings.headers)?,
             metrics_here: settings.metrics_listen.is_none(),
         });
+        let reloader = Reloader::new(source, state.clone(), settings);
         let bind =
             |addr| TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source });
         let listener = bind(settings.listen)?;
@@ -89,7 +91,7 @@ impl Application {
             metrics_port,
             server: server.run(),
             metrics_server,
-            state,
+            reloader,
         })
     }
 
@@ -101,8 +103,9 @@ impl Application {
         self.metrics_port
     }
 
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
+    /// Reloads the configuration on demand; `serve` also wires it to SIGHUP and file changes.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Runs until the server stops or SIGINT/SIGTERM arrives, then drains in-flight requests.

@@ -11,7 +11,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: keys are usable, so `/verify` can decide.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.service.keys.is_ready() {
+    if state.live.load().service.keys.is_ready() {
         HttpResponse::Ok()
             .content_type("text/plain")
             .body("ready\n")

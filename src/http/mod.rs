@@ -6,18 +6,25 @@ pub mod verify;
 use std::sync::Arc;
 
 use actix_web::web;
+use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::service::Service;
 use verify::ResponseHeaders;
 
-/// Shared, immutable per-process state handed to every handler.
+/// Shared per-process state handed to every handler.
 pub struct AppState {
-    pub service: Service,
+    /// What a reload replaces; requests load it once, without a lock.
+    pub live: ArcSwap<Live>,
     pub metrics: Arc<Metrics>,
-    pub headers: ResponseHeaders,
     /// Whether `/metrics` is served next to `/verify`.
     pub metrics_here: bool,
+}
+
+/// The reloadable part: rules, Clerk options, keys and header names.
+pub struct Live {
+    pub service: Service,
+    pub headers: ResponseHeaders,
 }
 
 /// Every route this service answers. `openapi.yaml` documents exactly these.

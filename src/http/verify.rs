@@ -144,8 +144,9 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         method: req.method().as_str(),
         tail,
     };
-    let (decision, outcome) = state.service.decide(&headers, line, extra).await;
-    let response = render(&decision, &state.headers);
+    let live = state.live.load_full();
+    let (decision, outcome) = live.service.decide(&headers, line, extra).await;
+    let response = render(&decision, &live.headers);
 
     let reason = decision.metric_reason();
     let label = decision.outcome();

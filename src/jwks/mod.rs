@@ -4,7 +4,7 @@
 
 pub mod fetch;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use moka::future::Cache as AsyncCache;
@@ -76,16 +76,25 @@ impl JwksSource {
     }
 
     /// Keeps the key set fresh: the first load retries with backoff until it succeeds, then
-    /// a reload every `refresh`. Runs until the runtime stops.
-    pub async fn run_refresh(self: Arc<Self>) {
+    /// a reload every `refresh`. Ends when the source is dropped (a reload replaced it).
+    pub async fn run_refresh(source: Weak<Self>) {
         let mut backoff = Duration::from_millis(250);
-        while self.load().await.is_err() && !self.is_ready() {
+        loop {
+            let Some(this) = source.upgrade() else { return };
+            if this.load().await.is_ok() || this.is_ready() {
+                break;
+            }
+            drop(this);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         loop {
-            tokio::time::sleep(self.refresh).await;
-            let _ = self.load().await;
+            let Some(refresh) = source.upgrade().map(|s| s.refresh) else {
+                return;
+            };
+            tokio::time::sleep(refresh).await;
+            let Some(this) = source.upgrade() else { return };
+            let _ = this.load().await;
         }
     }
 

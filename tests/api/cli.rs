@@ -70,3 +70,76 @@ fn serve_refuses_an_invalid_configuration_with_a_clear_error() {
     );
     assert!(!out.contains("panicked"), "{out}");
 }
+
+/// The real binary: `serve` reloads its rules on SIGHUP and exits 0 on SIGTERM.
+#[tokio::test]
+async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let rules = |action: &str| {
+        format!("[[authorization.rules]]\npath_prefix = \"/x\"\naction = \"{action}\"\n")
+    };
+    let file = crate::helpers::ConfigFile::new(&rules("public"));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&file.path)
+        .env_clear()
+        .env("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK)
+        .env("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM)
+        .env("CLERK_FA_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if line.contains("serving /verify") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["port"].as_u64().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let client = reqwest::Client::new();
+    let status = || async {
+        client
+            .get(format!("http://127.0.0.1:{port}/verify"))
+            .header("x-forwarded-uri", "/x")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status().await, 200);
+    file.write(&rules("deny"));
+    let kill = |signal: &str| {
+        let ok = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    kill("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status().await != 403 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill("-TERM");
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(code.success(), "{code:?}");
+}

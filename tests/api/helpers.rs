@@ -44,6 +44,7 @@ pub fn token_with(signer: &Signer, patch: Value) -> String {
 
 /// The service under test.
 pub struct TestApp {
+    pub reloader: clerk_forward_auth::reload::Reloader,
     pub base: String,
     /// The separate `/metrics` listener, when configured.
     pub metrics_base: Option<String>,
@@ -71,11 +72,17 @@ impl TestApp {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
         let (settings, _) = Settings::load(file, &map).unwrap();
-        let app = Application::build(&settings).unwrap();
+        let source = clerk_forward_auth::reload::ConfigSource {
+            file: file.map(std::path::Path::to_path_buf),
+            env: map,
+        };
+        let app = Application::build(&settings, source).unwrap();
+        let reloader = app.reloader();
         let base = format!("http://127.0.0.1:{}", app.port());
         let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         let handle = app.spawn();
         Self {
+            reloader,
             base,
             metrics_base,
             client: reqwest::Client::builder()

@@ -10,4 +10,5 @@ mod jwks;
 mod logs;
 mod metrics;
 mod openapi;
+mod reload;
 mod verify;
