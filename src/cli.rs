@@ -39,6 +39,25 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Explain how one request would be decided: the rule, each token check, the answer.
+    Explain {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The original request's URL, e.g. https://app.example.com/admin.
+        #[arg(long)]
+        url: String,
+        /// A session token, sent as `Authorization: Bearer`.
+        #[arg(long)]
+        token: Option<String>,
+        /// A `Cookie` header value, e.g. `__session=…; __client_uat=…`.
+        #[arg(long)]
+        cookie: Option<String>,
+        /// Another header, `Name: value` (repeatable), e.g. `Sec-Fetch-Dest: document`.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
     /// Try it with no Clerk account: an ephemeral key, a token, and curl commands.
     Dev {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -71,6 +90,23 @@ pub fn run() -> ExitCode {
             block_on(serve(settings, source))
         }
         Command::Dev { listen } => block_on(crate::dev::run(listen)),
+        Command::Explain {
+            config,
+            method,
+            url,
+            token,
+            cookie,
+            headers,
+        } => {
+            let request = crate::explain::Request {
+                method,
+                url,
+                token,
+                cookie,
+                headers,
+            };
+            block_on(crate::explain::run(config, &env, request))
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod domain;
+pub mod explain;
 pub mod http;
 pub mod jwks;
 pub mod metrics;

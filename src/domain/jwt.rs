@@ -277,30 +277,39 @@ pub async fn verify_jwt<K: KeySource>(
 
 /// Header checks and the signature, before any claim is looked at (no claim oracle).
 pub fn verify_signature(jwt: &Jwt<'_>, key: &Arc<VerifyingKey>) -> Result<(), TokenError> {
+    check_type(jwt)?;
+    let alg = check_algorithm(jwt)?;
+    check_signature(jwt, key, alg)
+}
+
+fn check_type(jwt: &Jwt<'_>) -> Result<(), TokenError> {
     match jwt.header.get("typ") {
-        None => {}
-        Some(Value::String(typ)) if typ == "JWT" => {}
-        Some(other) => {
-            return Err(TokenError::ensure_clerk_jwt(
-                TokenErrorReason::TokenInvalid,
-                format!("Invalid JWT type {}. Expected \"JWT\".", json(Some(other))),
-            ));
-        }
+        None => Ok(()),
+        Some(Value::String(typ)) if typ == "JWT" => Ok(()),
+        Some(other) => Err(TokenError::ensure_clerk_jwt(
+            TokenErrorReason::TokenInvalid,
+            format!("Invalid JWT type {}. Expected \"JWT\".", json(Some(other))),
+        )),
     }
-    let alg = match jwt.header_str("alg") {
-        Some("RS256") => Algorithm::RS256,
-        Some("RS384") => Algorithm::RS384,
-        Some("RS512") => Algorithm::RS512,
-        _ => {
-            return Err(TokenError::ensure_clerk_jwt(
-                TokenErrorReason::TokenInvalidAlgorithm,
-                format!(
-                    "Invalid JWT algorithm {}. Supported: RS256,RS384,RS512.",
-                    json(jwt.header.get("alg"))
-                ),
-            ));
-        }
-    };
+}
+
+/// The algorithm comes from an allow-list, never from the token alone.
+fn check_algorithm(jwt: &Jwt<'_>) -> Result<Algorithm, TokenError> {
+    match jwt.header_str("alg") {
+        Some("RS256") => Ok(Algorithm::RS256),
+        Some("RS384") => Ok(Algorithm::RS384),
+        Some("RS512") => Ok(Algorithm::RS512),
+        _ => Err(TokenError::ensure_clerk_jwt(
+            TokenErrorReason::TokenInvalidAlgorithm,
+            format!(
+                "Invalid JWT algorithm {}. Supported: RS256,RS384,RS512.",
+                json(jwt.header.get("alg"))
+            ),
+        )),
+    }
+}
+
+fn check_signature(jwt: &Jwt<'_>, key: &VerifyingKey, alg: Algorithm) -> Result<(), TokenError> {
     match key.verify(alg, jwt.signing_input.as_bytes(), &jwt.signature) {
         Ok(true) => Ok(()),
         Ok(false) => Err(TokenError::new(
@@ -314,6 +323,42 @@ pub fn verify_signature(jwt: &Jwt<'_>, key: &Arc<VerifyingKey>) -> Result<(), To
     }
 }
 
+/// The inputs of one claim check.
+struct ClaimInput<'a> {
+    payload: &'a Map<String, Value>,
+    options: &'a VerifyOptions,
+    now: f64,
+    skew: f64,
+}
+
+type ClaimCheck = fn(&ClaimInput<'_>) -> Result<(), TokenError>;
+
+/// `verifyJwt`'s claim checks, in Clerk's order.
+const CLAIM_CHECKS: [(&str, ClaimCheck); 6] = [
+    ("sub", check_sub),
+    ("aud", |i| {
+        check_audience(i.payload.get("aud"), &i.options.audience)
+    }),
+    ("azp", check_azp),
+    ("exp", check_exp),
+    ("nbf", |i| check_not_after_now(i, "nbf")),
+    ("iat", |i| check_not_after_now(i, "iat")),
+];
+
+fn claim_input<'a>(
+    payload: &'a Map<String, Value>,
+    options: &'a VerifyOptions,
+    now_ms: i64,
+) -> ClaimInput<'a> {
+    #[allow(clippy::cast_precision_loss)]
+    ClaimInput {
+        payload,
+        options,
+        now: now_ms as f64,
+        skew: options.clock_skew_ms as f64,
+    }
+}
+
 /// `sub`, `aud`, `azp`, `exp`, `nbf`, `iat`, in Clerk's order. Time checks depend on `now`,
 /// so this runs on every request even when the signature result is cached.
 pub fn check_claims(
@@ -321,97 +366,199 @@ pub fn check_claims(
     options: &VerifyOptions,
     now_ms: i64,
 ) -> Result<(), TokenError> {
-    use TokenErrorReason as R;
-    let sub = payload.get("sub");
-    if !matches!(sub, Some(Value::String(_))) {
-        return Err(TokenError::ensure_clerk_jwt(
-            R::TokenVerificationFailed,
-            format!(
-                "Subject claim (sub) is required and must be a string. Received {}.",
-                json(sub)
-            ),
-        ));
+    let input = claim_input(payload, options, now_ms);
+    CLAIM_CHECKS.iter().try_for_each(|(_, check)| check(&input))
+}
+
+fn check_sub(i: &ClaimInput<'_>) -> Result<(), TokenError> {
+    let sub = i.payload.get("sub");
+    if matches!(sub, Some(Value::String(_))) {
+        return Ok(());
     }
-    check_audience(payload.get("aud"), &options.audience)?;
-    if !options.authorized_parties.is_empty() {
-        let azp = payload.get("azp");
-        let allowed = match azp {
-            Some(Value::String(azp)) => {
-                !azp.is_empty() && options.authorized_parties.iter().any(|p| p == azp)
-            }
-            _ => false,
-        };
-        if !allowed {
-            return Err(TokenError::new(
-                R::TokenInvalidAuthorizedParties,
-                format!(
-                    "Invalid JWT Authorized party claim (azp) {}. Expected \"{}\".",
-                    json(azp),
-                    options.authorized_parties.join(",")
-                ),
-            ));
-        }
+    Err(TokenError::ensure_clerk_jwt(
+        TokenErrorReason::TokenVerificationFailed,
+        format!(
+            "Subject claim (sub) is required and must be a string. Received {}.",
+            json(sub)
+        ),
+    ))
+}
+
+fn check_azp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
+    let parties = &i.options.authorized_parties;
+    if parties.is_empty() {
+        return Ok(());
     }
-    #[allow(clippy::cast_precision_loss)]
-    let (now, skew) = (now_ms as f64, options.clock_skew_ms as f64);
-    let time_claim = |name: &str, label: &str| -> Result<Option<Option<f64>>, TokenError> {
-        match payload.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.as_f64().and_then(seconds_to_time_ms))),
-            Some(other) => Err(TokenError::ensure_clerk_jwt(
-                R::TokenVerificationFailed,
-                format!(
-                    "Invalid JWT {label} claim ({name}) {}. Expected number.",
-                    json(Some(other))
-                ),
-            )),
-        }
+    let azp = i.payload.get("azp");
+    let allowed = match azp {
+        Some(Value::String(azp)) => !azp.is_empty() && parties.iter().any(|p| p == azp),
+        _ => false,
     };
-    let current = utc_string(Some(now));
-    match time_claim("exp", "expiry date")? {
-        None => {
-            return Err(TokenError::ensure_clerk_jwt(
-                R::TokenVerificationFailed,
-                "Invalid JWT expiry date claim (exp) undefined. Expected number.",
-            ));
-        }
-        Some(exp) => {
-            if exp.is_some_and(|exp| exp <= now - skew) {
-                return Err(TokenError::new(
-                    R::TokenExpired,
-                    format!(
-                        "JWT is expired. Expiry date: {}, Current date: {current}.",
-                        utc_string(exp)
-                    ),
-                ));
-            }
-        }
+    if allowed {
+        return Ok(());
     }
-    if let Some(nbf) = time_claim("nbf", "not before date")?
-        && nbf.is_some_and(|nbf| nbf > now + skew)
-    {
-        return Err(TokenError::new(
-            R::TokenNotActiveYet,
+    Err(TokenError::new(
+        TokenErrorReason::TokenInvalidAuthorizedParties,
+        format!(
+            "Invalid JWT Authorized party claim (azp) {}. Expected \"{}\".",
+            json(azp),
+            parties.join(",")
+        ),
+    ))
+}
+
+/// A numeric date claim: `None` when absent, `Some(None)` when out of `Date`'s range.
+fn date_claim(i: &ClaimInput<'_>, name: &str) -> Result<Option<Option<f64>>, TokenError> {
+    let label = match name {
+        "exp" => "expiry date",
+        "nbf" => "not before date",
+        _ => "issued at date",
+    };
+    match i.payload.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(n.as_f64().and_then(seconds_to_time_ms))),
+        Some(other) => Err(TokenError::ensure_clerk_jwt(
+            TokenErrorReason::TokenVerificationFailed,
             format!(
-                "JWT cannot be used prior to not before date claim (nbf). Not before date: {}; \
-                 Current date: {current};",
-                utc_string(nbf)
+                "Invalid JWT {label} claim ({name}) {}. Expected number.",
+                json(Some(other))
             ),
-        ));
+        )),
     }
-    if let Some(iat) = time_claim("iat", "issued at date")?
-        && iat.is_some_and(|iat| iat > now + skew)
-    {
+}
+
+fn check_exp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
+    let Some(exp) = date_claim(i, "exp")? else {
+        return Err(TokenError::ensure_clerk_jwt(
+            TokenErrorReason::TokenVerificationFailed,
+            "Invalid JWT expiry date claim (exp) undefined. Expected number.",
+        ));
+    };
+    if exp.is_some_and(|exp| exp <= i.now - i.skew) {
         return Err(TokenError::new(
-            R::TokenIatInTheFuture,
+            TokenErrorReason::TokenExpired,
             format!(
-                "JWT issued at date claim (iat) is in the future. Issued at date: {}; Current \
-                 date: {current};",
-                utc_string(iat)
+                "JWT is expired. Expiry date: {}, Current date: {}.",
+                utc_string(exp),
+                utc_string(Some(i.now))
             ),
         ));
     }
     Ok(())
+}
+
+/// `nbf` and `iat` fail when later than now plus the skew.
+fn check_not_after_now(i: &ClaimInput<'_>, name: &str) -> Result<(), TokenError> {
+    let Some(value) = date_claim(i, name)? else {
+        return Ok(());
+    };
+    if !value.is_some_and(|v| v > i.now + i.skew) {
+        return Ok(());
+    }
+    let (current, at) = (utc_string(Some(i.now)), utc_string(value));
+    Err(if name == "nbf" {
+        TokenError::new(
+            TokenErrorReason::TokenNotActiveYet,
+            format!(
+                "JWT cannot be used prior to not before date claim (nbf). Not before date: {at}; \
+                 Current date: {current};"
+            ),
+        )
+    } else {
+        TokenError::new(
+            TokenErrorReason::TokenIatInTheFuture,
+            format!(
+                "JWT issued at date claim (iat) is in the future. Issued at date: {at}; Current \
+                 date: {current};"
+            ),
+        )
+    })
+}
+
+/// One step of verification, for `explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub name: &'static str,
+    /// `Ok(detail)` or the error Clerk would report.
+    pub outcome: Result<String, TokenError>,
+}
+
+/// Runs every verification step in Clerk's order and reports each, going on past a failure
+/// where the later steps still mean something (the claims after a bad signature do not).
+pub async fn explain<K: KeySource>(
+    token: &str,
+    keys: &K,
+    options: &VerifyOptions,
+    now_ms: i64,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let jwt = match Jwt::decode(token) {
+        Ok(jwt) => {
+            let detail = format!("header {}", Value::Object(jwt.header.clone()));
+            steps.push(Step {
+                name: "decode",
+                outcome: Ok(detail),
+            });
+            jwt
+        }
+        Err(e) => {
+            steps.push(Step {
+                name: "decode",
+                outcome: Err(e),
+            });
+            return steps;
+        }
+    };
+    let key = keys.key(jwt.kid()).await;
+    steps.push(Step {
+        name: "key",
+        outcome: key
+            .as_ref()
+            .map(|k| {
+                format!(
+                    "{} bits, kid {}",
+                    k.bits(),
+                    k.kid().unwrap_or("(networkless PEM)")
+                )
+            })
+            .map_err(Clone::clone),
+    });
+    steps.push(Step {
+        name: "typ",
+        outcome: check_type(&jwt).map(|()| "JWT or absent".into()),
+    });
+    let alg = check_algorithm(&jwt);
+    steps.push(Step {
+        name: "alg",
+        outcome: alg.clone().map(|a| format!("{a:?}")),
+    });
+    let signed = match (&key, alg) {
+        (Ok(key), Ok(alg)) => {
+            let outcome = check_signature(&jwt, key, alg).map(|()| "valid".to_owned());
+            let ok = outcome.is_ok();
+            steps.push(Step {
+                name: "signature",
+                outcome,
+            });
+            ok
+        }
+        _ => false,
+    };
+    if !signed {
+        return steps;
+    }
+    let input = claim_input(jwt.payload(), options, now_ms);
+    for (name, check) in CLAIM_CHECKS {
+        let detail = jwt
+            .payload()
+            .get(name)
+            .map_or_else(|| "absent".to_owned(), Value::to_string);
+        steps.push(Step {
+            name,
+            outcome: check(&input).map(|()| detail),
+        });
+    }
+    steps
 }
 
 fn check_audience(aud: Option<&Value>, audience: &[String]) -> Result<(), TokenError> {

@@ -143,6 +143,44 @@ impl<'a> OriginalRequest<'a> {
     }
 }
 
+/// An owned header list (names lower-cased): for the `explain` command and tests.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderList(pub Vec<(String, String)>);
+
+impl HeaderList {
+    pub fn new(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+}
+
+impl HeaderPairs for HeaderList {
+    fn pairs(&self) -> Vec<(String, String)> {
+        self.0.clone()
+    }
+}
+
+impl Headers for HeaderList {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        let name = name.to_owned();
+        self.0
+            .iter()
+            .filter(move |(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// First value of a comma list, trimmed (spec §1.2: proxies append, the client's entry is
 /// first).
 fn first_value(value: &str) -> Option<&str> {
@@ -180,42 +218,7 @@ fn split_absolute_url(url: &str) -> Option<(&str, &str, &str)> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A header list for tests, with the same first-value semantics as the real adapter.
-    #[derive(Default)]
-    pub struct TestHeaders(pub Vec<(String, String)>);
-
-    impl TestHeaders {
-        pub fn new(pairs: &[(&str, &str)]) -> Self {
-            Self(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-                    .collect(),
-            )
-        }
-    }
-
-    impl HeaderPairs for TestHeaders {
-        fn pairs(&self) -> Vec<(String, String)> {
-            self.0.clone()
-        }
-    }
-
-    impl Headers for TestHeaders {
-        fn get(&self, name: &str) -> Option<&str> {
-            self.0
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        }
-        fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
-            let name = name.to_owned();
-            self.0
-                .iter()
-                .filter(move |(k, _)| *k == name)
-                .map(|(_, v)| v.as_str())
-        }
-    }
+    pub use super::HeaderList as TestHeaders;
 
     fn line() -> AuthRequestLine<'static> {
         AuthRequestLine {

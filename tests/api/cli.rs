@@ -143,3 +143,60 @@ async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
     };
     assert!(code.success(), "{code:?}");
 }
+
+#[test]
+fn explain_walks_through_rule_token_checks_and_answer() {
+    let file = crate::helpers::ConfigFile::new(
+        "[[authorization.rules]]\nname = \"admin\"\npath_prefix = \"/admin\"\npermission = \"org:admin:example\"\n",
+    );
+    let token = crate::helpers::token(&crate::helpers::key1());
+    let config = file.path.to_str().unwrap();
+    let env = [
+        ("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK),
+        ("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM),
+    ];
+    let (code, out) = run(
+        &[
+            "explain",
+            "--config",
+            config,
+            "--url",
+            "https://app.example.com/admin/x",
+            "--token",
+            &token,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    for needle in [
+        "Rule      admin → signed-in",
+        "requires permission org:admin:example",
+        "signature ok",
+        "exp       ok",
+        "Decision  forbidden (reason: missing-permission)",
+        "Answer    403 Forbidden",
+        "x-clerk-auth-reason: missing-permission",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // An expired token shows which check failed, with Clerk's words.
+    let expired = crate::helpers::token_with(
+        &crate::helpers::key1(),
+        serde_json::json!({"exp": crate::helpers::now_s() - 60}),
+    );
+    let (_, out) = run(
+        &[
+            "explain",
+            "--url",
+            "https://app.example.com/",
+            "--token",
+            &expired,
+        ],
+        &env,
+    );
+    assert!(out.contains("exp       FAIL  JWT is expired."), "{out}");
+    assert!(
+        out.contains("session-token-expired-refresh-non-eligible-no-refresh-cookie"),
+        "{out}"
+    );
+}
