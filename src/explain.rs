@@ -167,7 +167,9 @@ pub async fn explain(settings: &Settings, request: &Request) -> Result<String, S
         method: "GET",
         tail: None,
     };
-    let (decision, _) = service.decide(&headers, line, Vec::new()).await;
+    let (decision, _) = service
+        .decide(&headers, line, crate::service::How::default())
+        .await;
     let reason = decision.metric_reason();
     let _ = writeln!(out, "\nDecision  {} (reason: {reason})", decision.outcome());
     if let Decision::Allow { auth, .. } = &decision {

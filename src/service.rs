@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::clerk_api::BackendApi;
 use crate::config::{KeySettings, Settings};
 use crate::domain::authenticate::{
-    Authenticator, ClerkOptions, Observer, RequestContext, Resolution,
+    Authenticator, ClerkOptions, Observer, Quiet, RequestContext, Resolution,
 };
 use crate::domain::backend::{BackendError, ClerkBackend, NoBackend, RefreshRequest};
 use crate::domain::decision::{Decision, Forbidden};
@@ -163,16 +163,16 @@ impl Service {
         })
     }
 
-    /// Decides one auth request; `extra` are requirements from the auth URL.
+    /// Decides one auth request.
     pub async fn decide<H: Headers + HeaderPairs>(
         &self,
         headers: &H,
         line: AuthRequestLine<'_>,
-        extra: Vec<HasParams>,
+        how: How,
     ) -> (Decision, Outcome) {
         let ctx = RequestContext::from_headers(
             headers,
-            self.forwarded_headers,
+            how.forwarded_headers.unwrap_or(self.forwarded_headers),
             line,
             self.options.publishable_key.cookie_suffix(),
         );
@@ -181,31 +181,52 @@ impl Service {
             ctx.request.host,
             ctx.request.path_and_query,
         );
-        matched.add(extra);
-        let decision = self.decide_matched(&ctx, &matched).await;
+        matched.add(how.extra);
+        let decision = self
+            .decide_matched(&ctx, &matched, how.no_side_effects)
+            .await;
         let outcome = Outcome {
             host: ctx.request.host.to_owned(),
             path: ctx.request.path().to_owned(),
             rule: matched.names.join("+"),
+            redirect_count: ctx.redirect_count(),
+            public_url: ctx.clerk_url.as_ref().map(ToString::to_string),
         };
         (decision, outcome)
     }
 
-    async fn decide_matched(&self, ctx: &RequestContext<'_>, matched: &Matched) -> Decision {
+    async fn decide_matched(
+        &self,
+        ctx: &RequestContext<'_>,
+        matched: &Matched,
+        no_side_effects: bool,
+    ) -> Decision {
         if matched.action == Action::Deny {
             return Decision::Forbidden(Forbidden::DeniedByRule);
         }
         if ctx.is_preflight && self.policy.allow_cors_preflight {
             return Decision::Anonymous { reason: None };
         }
-        let authenticator = Authenticator {
-            options: &self.options,
-            keys: &self.keys,
-            backend: &self.backend,
-            observer: &self.observer,
-        };
         let now = now_ms();
-        let state = authenticator.authenticate(ctx, now).await;
+        let state = if no_side_effects {
+            // No Backend API call: a nonce is single-use, and a refresh rotates tokens, so
+            // they are left to the second hop, which answers the browser itself.
+            let authenticator = Authenticator {
+                options: &self.options,
+                keys: &self.keys,
+                backend: &NoBackend,
+                observer: &Quiet,
+            };
+            authenticator.authenticate(ctx, now).await
+        } else {
+            let authenticator = Authenticator {
+                options: &self.options,
+                keys: &self.keys,
+                backend: &self.backend,
+                observer: &self.observer,
+            };
+            authenticator.authenticate(ctx, now).await
+        };
         let protected = matched.action != Action::Public;
         Decision::decide_for(state, ctx, &self.options, now, protected).authorize(matched)
     }
@@ -218,4 +239,17 @@ pub struct Outcome {
     pub path: String,
     /// The matched rule names.
     pub rule: String,
+    /// The request's `__clerk_redirect_count`.
+    pub redirect_count: f64,
+    /// The original request's public URL, when it has one.
+    pub public_url: Option<String>,
+}
+
+/// How to decide: requirements from the auth URL, a header family forced by the endpoint,
+/// and whether Backend API calls are allowed.
+#[derive(Default)]
+pub struct How {
+    pub extra: Vec<HasParams>,
+    pub forwarded_headers: Option<ForwardedHeaders>,
+    pub no_side_effects: bool,
 }

@@ -31,6 +31,7 @@ pub struct Live {
 pub const ROUTES: &[(&str, &str)] = &[
     ("/verify", "any"),
     ("/verify/{tail}", "any"),
+    ("/answer", "any"),
     ("/healthz", "get"),
     ("/readyz", "get"),
     ("/metrics", "get"),
@@ -43,6 +44,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
         cfg.app_data(state)
             .route("/verify", web::route().to(verify::verify))
             .route("/verify/{tail:.*}", web::route().to(verify::verify))
+            .route("/answer", web::route().to(verify::answer))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz));
         if metrics_here {

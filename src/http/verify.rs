@@ -12,7 +12,9 @@ use crate::config::IdentityHeaders;
 use crate::domain::auth::SessionAuth;
 use crate::domain::decision::{Decision, Forbidden, RedirectKind};
 use crate::domain::request::{AuthRequestLine, HeaderPairs, Headers};
+use crate::domain::request::{ForwardedHeaders, HeaderList};
 use crate::domain::rules::query_requirements;
+use crate::service::{How, Outcome};
 
 const AUTH_STATUS: HeaderName = HeaderName::from_static("x-clerk-auth-status");
 const AUTH_REASON: HeaderName = HeaderName::from_static("x-clerk-auth-reason");
@@ -111,42 +113,144 @@ impl Headers for ActixHeaders<'_> {
     }
 }
 
-/// The handler. It never reads the body: nginx announces a Content-Length it never sends.
+/// How answers must look for the proxy asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Real 307s with every cookie: Traefik, Caddy, HAProxy, Envoy.
+    Redirects,
+    /// nginx and ingress-nginx turn any 3xx from the auth request into a 500 and drop the
+    /// cookies and body of a 401/403. Redirects are answered 401 here; the recipe's
+    /// `error_page` hands the request to `/answer`, which answers the browser itself.
+    Nginx,
+}
+
+/// Which endpoint is answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Verify,
+    Answer,
+}
+
+/// `/verify`: the check. It never reads the body: nginx announces a Content-Length it never
+/// sends.
 pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    handle(&req, &state, Endpoint::Verify).await
+}
+
+/// `/answer`: the full answer to a request `/verify` refused behind nginx (reached through
+/// the recipe's `error_page`, or as ingress-nginx's `auth-signin` with `?rd=`). It runs the
+/// Backend API calls `/verify` leaves out and answers the real 307 with every cookie.
+pub async fn answer(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    handle(&req, &state, Endpoint::Answer).await
+}
+
+/// What the auth URL's query asks for.
+struct AuthQuery {
+    extra: Vec<crate::domain::has::HasParams>,
+    shape: Option<Shape>,
+    /// ingress-nginx's `auth-signin` return URL.
+    rd: Option<String>,
+}
+
+fn auth_query(query: &str, endpoint: Endpoint) -> Result<AuthQuery, String> {
+    let mut shape = None;
+    let mut rd = None;
+    let mut rest = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "proxy" => {
+                shape = Some(match value.as_ref() {
+                    "nginx" | "ingress-nginx" => Shape::Nginx,
+                    "traefik" | "caddy" | "envoy" | "haproxy" => Shape::Redirects,
+                    other => {
+                        return Err(format!(
+                            "invalid `proxy` value `{other}` on the auth URL; allowed: nginx, ingress-nginx, traefik, caddy, envoy, haproxy"
+                        ));
+                    }
+                });
+            }
+            "rd" if endpoint == Endpoint::Answer => rd = Some(value.into_owned()),
+            _ => {
+                rest.append_pair(&name, &value);
+            }
+        }
+    }
+    let extra = query_requirements(&rest.finish()).map_err(|e| e.to_string())?;
+    Ok(AuthQuery { extra, shape, rd })
+}
+
+async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
-    let headers = ActixHeaders(req.headers());
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     // Envoy appends the original path and query to its path prefix; that query is the
     // original request's and is never read as requirements.
-    let tail = target
-        .strip_prefix("/verify")
-        .filter(|t| t.starts_with('/'));
-    let extra = match tail {
-        Some(_) => Vec::new(),
-        None => match query_requirements(req.query_string()) {
-            Ok(extra) => extra,
-            Err(error) => {
-                state
-                    .metrics
-                    .decisions
-                    .with_label_values(&["bad-request", "invalid-auth-url"])
-                    .inc();
-                tracing::warn!(%error, "bad auth URL");
-                return HttpResponse::BadRequest().json(ErrorBody {
-                    status: "bad-request",
-                    reason: "invalid-auth-url",
-                    message: &error.to_string(),
-                });
-            }
-        },
+    let tail = match endpoint {
+        Endpoint::Verify => target
+            .strip_prefix("/verify")
+            .filter(|t| t.starts_with('/')),
+        Endpoint::Answer => None,
+    };
+    let query = match tail {
+        Some(_) => Ok(AuthQuery {
+            extra: Vec::new(),
+            shape: None,
+            rd: None,
+        }),
+        None => auth_query(req.query_string(), endpoint),
+    };
+    let query = match query {
+        Ok(query) => query,
+        Err(message) => {
+            state
+                .metrics
+                .decisions
+                .with_label_values(&["bad-request", "invalid-auth-url"])
+                .inc();
+            tracing::warn!(%message, "bad auth URL");
+            return bad_request(&message);
+        }
+    };
+    let mut pairs = None;
+    if let Some(rd) = &query.rd {
+        match return_url_headers(req.headers(), rd) {
+            Ok(rebuilt) => pairs = Some(rebuilt),
+            Err(message) => return bad_request(&message),
+        }
+    }
+    let shape = query.shape.unwrap_or_else(|| {
+        let ingress = req
+            .headers()
+            .get("x-sent-from")
+            .is_some_and(|v| v.as_bytes() == b"nginx-ingress-controller");
+        if ingress {
+            Shape::Nginx
+        } else {
+            Shape::Redirects
+        }
+    });
+    let how = How {
+        extra: query.extra,
+        forwarded_headers: pairs.as_ref().map(|_| ForwardedHeaders::XForwarded),
+        no_side_effects: endpoint == Endpoint::Verify && shape == Shape::Nginx,
     };
     let line = AuthRequestLine {
         method: req.method().as_str(),
         tail,
     };
     let live = state.live.load_full();
-    let (decision, outcome) = live.service.decide(&headers, line, extra).await;
-    let response = render(&decision, &live.headers);
+    let (decision, outcome) = match &pairs {
+        Some(list) => live.service.decide(list, line, how).await,
+        None => {
+            live.service
+                .decide(&ActixHeaders(req.headers()), line, how)
+                .await
+        }
+    };
+    let response = match (endpoint, shape) {
+        (Endpoint::Answer, _) => render_answer(&decision, &live.headers, &outcome),
+        (Endpoint::Verify, Shape::Nginx) => render_for_nginx(&decision, &live.headers),
+        (Endpoint::Verify, Shape::Redirects) => render(&decision, &live.headers),
+    };
 
     let reason = decision.metric_reason();
     let label = decision.outcome();
@@ -172,9 +276,99 @@ pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         host = %outcome.host,
         path = %outcome.path,
         status = response.status().as_u16(),
+        endpoint = if endpoint == Endpoint::Answer { "answer" } else { "verify" },
         "decision"
     );
     response
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(ErrorBody {
+        status: "bad-request",
+        reason: "invalid-auth-url",
+        message,
+    })
+}
+
+/// The request's headers with the original request taken from `rd`, which must be on the
+/// host this request came to: an `rd` elsewhere would make `/answer` an open redirect.
+fn return_url_headers(headers: &HeaderMap, rd: &str) -> Result<HeaderList, String> {
+    let url = url::Url::parse(rd).map_err(|_| format!("`rd` is not an absolute URL: {rd}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("`rd` must be an http(s) URL".into());
+    }
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_owned(),
+    };
+    let own = ActixHeaders(headers);
+    let own_host = own
+        .get("x-forwarded-host")
+        .or_else(|| own.get("host"))
+        .and_then(|h| h.split(',').next())
+        .map(str::trim)
+        .unwrap_or("");
+    if !own_host.eq_ignore_ascii_case(&authority) {
+        return Err(format!("`rd` must stay on this host ({own_host})"));
+    }
+    let mut pairs: Vec<(String, String)> = own
+        .pairs()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("x-forwarded-") && !k.starts_with("x-original-"))
+        .collect();
+    pairs.push(("x-forwarded-method".into(), "GET".into()));
+    pairs.push(("x-forwarded-proto".into(), url.scheme().into()));
+    pairs.push(("x-forwarded-host".into(), authority));
+    pairs.push((
+        "x-forwarded-uri".into(),
+        url[url::Position::BeforePath..].to_owned(),
+    ));
+    Ok(HeaderList(pairs))
+}
+
+/// nginx shape: a redirect becomes a 401 (the recipe's `error_page` takes it to `/answer`),
+/// everything else is as usual.
+pub fn render_for_nginx(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
+    let mut response = render(decision, names);
+    if response.status() == StatusCode::TEMPORARY_REDIRECT {
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+    }
+    response
+}
+
+/// `/answer`: the browser gets this directly. A decision that now allows (the cookies of a
+/// completed handshake, or a race with a key refresh) sends it back to the same URL, which
+/// then passes `/verify`; the redirect counter bounds that.
+fn render_answer(decision: &Decision, names: &ResponseHeaders, outcome: &Outcome) -> HttpResponse {
+    let Decision::Allow { set_cookies, .. } = decision else {
+        return render(decision, names);
+    };
+    let location = outcome
+        .public_url
+        .as_deref()
+        .and_then(|u| HeaderValue::from_str(u).ok());
+    let Some(location) = location.filter(|_| outcome.redirect_count < 3.0) else {
+        return HttpResponse::Unauthorized()
+            .insert_header((AUTH_STATUS, SIGNED_OUT))
+            .insert_header((header::CACHE_CONTROL, NO_STORE))
+            .json(ErrorBody {
+                status: "signed-out",
+                reason: "answer-loop",
+                message: "The request keeps being refused by /verify and allowed by /answer.",
+            });
+    };
+    let mut builder = HttpResponse::build(StatusCode::TEMPORARY_REDIRECT);
+    builder
+        .insert_header((AUTH_STATUS, SIGNED_IN))
+        .insert_header((header::CACHE_CONTROL, NO_STORE))
+        .insert_header((header::LOCATION, location));
+    cookies(&mut builder, set_cookies);
+    let counter = format!(
+        "__clerk_redirect_count={}; SameSite=Lax; HttpOnly; Max-Age=2",
+        outcome.redirect_count + 1.0
+    );
+    cookies(&mut builder, &[counter]);
+    builder.finish()
 }
 
 /// Turns a decision into the response. One exhaustive match: a new kind of decision

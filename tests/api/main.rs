@@ -11,4 +11,5 @@ mod logs;
 mod metrics;
 mod openapi;
 mod reload;
+mod shapes;
 mod verify;
