@@ -315,13 +315,14 @@ async fn serve_jwks(req: HttpRequest, state: web::Data<JwksState>) -> HttpRespon
 }
 
 /// The cookies the Frontend API sets after a handshake: a fresh session issued by the
-/// frontend API the browser talked to.
+/// frontend API the browser talked to. No `Secure`: the tests serve the app over plain
+/// http on loopback, where a real browser would drop Secure cookies from 127.0.0.1.
 fn fresh_session_cookies(fapi_host: &str) -> Vec<String> {
     let now = now_s();
     let token = key1().sign(&session_claims("user_1", fapi_host, now, 60));
     vec![
-        format!("__session={token}; Path=/; Secure; SameSite=Lax"),
-        format!("__client_uat={now}; Path=/; Max-Age=315360000; Secure; SameSite=Strict"),
+        format!("__session={token}; Path=/; SameSite=Lax"),
+        format!("__client_uat={now}; Path=/; Max-Age=315360000; SameSite=Lax"),
         "__clerk_handshake_nonce=; Path=/; Max-Age=0".to_owned(),
     ]
 }

@@ -1,0 +1,63 @@
+//! nginx `auth_request` with `deploy/nginx/`: redirects through the 401 → `/answer` hop.
+
+use std::process::Command;
+
+use crate::harness::{self, Backends, Proxy, Scratch, scenarios};
+
+async fn nginx(backends: &Backends) -> Proxy {
+    let scratch = Scratch::new("nginx");
+    let port = harness::free_port();
+    let headers = scratch.write(
+        "clerk-forward-auth-headers.conf",
+        &harness::recipe("deploy/nginx/clerk-forward-auth-headers.conf", &[]),
+    );
+    let site = harness::recipe(
+        "deploy/nginx/clerk-forward-auth.conf",
+        &[
+            ("127.0.0.1:9090", backends.auth_addr()),
+            ("127.0.0.1:3000", backends.upstream_addr()),
+            ("listen 8000;", format!("listen 127.0.0.1:{port};")),
+            (
+                "/etc/nginx/clerk-forward-auth-headers.conf",
+                headers.display().to_string(),
+            ),
+        ],
+    );
+    let site = scratch.write("clerk-forward-auth.conf", &site);
+    let dir = scratch.0.display().to_string();
+    let main = format!(
+        "user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n  \
+         fastcgi_temp_path {dir}/fastcgi;\n  uwsgi_temp_path {dir}/uwsgi;\n  scgi_temp_path {dir}/scgi;\n  \
+         include {};\n}}\n",
+        site.display()
+    );
+    let conf = scratch.write("nginx.conf", &main);
+    let mut command = Command::new(harness::binary("nginx"));
+    command.args([
+        "-p",
+        &dir,
+        "-c",
+        &conf.display().to_string(),
+        "-g",
+        "daemon off;",
+    ]);
+    Proxy::start(command, port, scratch).await
+}
+
+#[tokio::test]
+#[ignore = "needs nginx: run scripts/test"]
+async fn nginx_recipe_passes_every_scenario() {
+    let mut backends = Backends::start(&[]).await;
+    let proxy = nginx(&backends).await;
+    scenarios::signed_in_reaches_upstream(&proxy).await;
+    scenarios::api_without_session_is_401(&proxy, &backends.upstream).await;
+    scenarios::page_without_session_goes_to_sign_in(&proxy, &backends).await;
+    scenarios::expired_session_goes_to_the_handshake(&proxy).await;
+    scenarios::handshake_completes(&proxy, &backends).await;
+    scenarios::missing_permission_is_403(&proxy, &backends.upstream).await;
+    scenarios::forged_headers_are_harmless(&proxy, &backends.upstream).await;
+    scenarios::post_with_body_does_not_hang(&proxy).await;
+    scenarios::auth_down_fails_closed(&proxy, &mut backends).await;
+}
