@@ -65,6 +65,16 @@ settings! {
     "server.workers", "CLERK_FA_WORKERS", Some("0"), "HTTP worker threads; 0 means one per CPU.";
     "server.forwarded_headers", "CLERK_FA_FORWARDED_HEADERS", Some("auto"),
         "Which headers describe the original request: `auto`, `x-forwarded` (Traefik, Caddy, our nginx/HAProxy/Envoy recipes), `x-original` (ingress-nginx) or `path` (Envoy path prefix).";
+    "server.request_timeout_ms", "CLERK_FA_REQUEST_TIMEOUT_MS", Some("5000"),
+        "Time a client has to send a request's head: a slowloris client is cut off after it.";
+    "server.keep_alive_secs", "CLERK_FA_KEEP_ALIVE_SECS", Some("75"),
+        "Idle keep-alive; longer than the proxies' own (nginx 60 s), so they close first.";
+    "server.max_connections", "CLERK_FA_MAX_CONNECTIONS", Some("25000"), "Open connections per worker; beyond it new ones wait.";
+    "server.shutdown_delay_ms", "CLERK_FA_SHUTDOWN_DELAY_MS", Some("3000"),
+        "On SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending first.";
+    "server.shutdown_grace_secs", "CLERK_FA_SHUTDOWN_GRACE_SECS", Some("30"), "Then, how long in-flight requests may take to finish.";
+    "limits.max_token_bytes", "CLERK_FA_MAX_TOKEN_BYTES", Some("16384"),
+        "A session token longer than this is refused unread (401 `token-invalid`).";
     "metrics.listen", "CLERK_FA_METRICS_LISTEN", Some(""), "Separate address for `/metrics`; empty serves it next to `/verify`.";
     "authorization.default", "CLERK_FA_DEFAULT_ACTION", Some("signed-in"),
         "What requests no rule matches need: `signed-in`, `public` or `deny`. Rules themselves live in the file (`[[authorization.rules]]`).";
@@ -76,6 +86,8 @@ settings! {
     "jwks.min_refetch_ms", "CLERK_FA_JWKS_MIN_REFETCH_MS", Some("5000"),
         "At most one unknown-`kid` refetch per this interval, so random kids cannot hammer Clerk.";
     "jwks.timeout_ms", "CLERK_FA_JWKS_TIMEOUT_MS", Some("5000"), "Timeout of one JWKS fetch, connect included.";
+    "jwks.max_stale_secs", "CLERK_FA_JWKS_MAX_STALE_SECS", Some("21600"),
+        "While Clerk is unreachable, the last good key set is used for at most this long; then /verify answers 503.";
     "headers.user_id", "CLERK_FA_HEADER_USER_ID", Some("X-Auth-User-Id"), "Header carrying `sub`.";
     "headers.session_id", "CLERK_FA_HEADER_SESSION_ID", Some("X-Auth-Session-Id"), "Header carrying `sid`.";
     "headers.org_id", "CLERK_FA_HEADER_ORG_ID", Some("X-Auth-Org-Id"), "Header carrying the active organization id.";
@@ -122,6 +134,17 @@ pub struct JwksSettings {
     pub refresh: Duration,
     pub min_refetch: Duration,
     pub timeout: Duration,
+    pub max_stale: Duration,
+}
+
+/// Connection handling and shutdown.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub request_timeout: Duration,
+    pub keep_alive: Duration,
+    pub max_connections: usize,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +185,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub jwks: JwksSettings,
+    pub server: ServerSettings,
     pub headers: IdentityHeaders,
     pub policy: Policy,
 }
@@ -184,6 +208,27 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<(Self, Warnings), ConfigError> {
+        Self::load_from(file.map(|p| config::File::from(p).required(true)), env)
+    }
+
+    /// `load` with the file given as TOML text (for the fuzzer and tools).
+    pub fn load_toml(
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<(Self, Warnings), ConfigError> {
+        Self::load_from(
+            Some(config::File::from_str(text, config::FileFormat::Toml)),
+            env,
+        )
+    }
+
+    fn load_from<F>(
+        file: Option<config::File<F, config::FileFormat>>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Self, Warnings), ConfigError>
+    where
+        config::File<F, config::FileFormat>: config::Source + Send + Sync + 'static,
+    {
         let mut warnings = Warnings::default();
         let mut builder = config::Config::builder();
         let mut problems = Vec::new();
@@ -199,8 +244,9 @@ impl Settings {
                 };
             }
         }
-        if let Some(path) = file {
-            builder = builder.add_source(config::File::from(path).required(true));
+        let has_file = file.is_some();
+        if let Some(file) = file {
+            builder = builder.add_source(file);
         }
         for setting in SETTINGS {
             if let Some(value) = env.get(setting.env) {
@@ -226,7 +272,7 @@ impl Settings {
         let cfg = builder.build().map_err(|e| ConfigError {
             problems: vec![format!("cannot read the configuration: {e}")],
         })?;
-        if file.is_some() {
+        if has_file {
             warnings.0.extend(unknown_file_keys(&cfg));
         }
         let settings = Reader {
@@ -531,7 +577,33 @@ impl Reader<'_> {
             ),
             min_refetch: self.millis("jwks.min_refetch_ms"),
             timeout: self.millis("jwks.timeout_ms").max(Duration::from_millis(1)),
+            max_stale: Duration::from_secs(
+                self.parse::<u64>("jwks.max_stale_secs", "a whole number of seconds")
+                    .unwrap_or(21_600),
+            ),
         };
+        let server = ServerSettings {
+            request_timeout: self
+                .millis("server.request_timeout_ms")
+                .max(Duration::from_millis(1)),
+            keep_alive: Duration::from_secs(
+                self.parse::<u64>("server.keep_alive_secs", "a whole number of seconds")
+                    .unwrap_or(75),
+            ),
+            max_connections: self
+                .parse::<usize>("server.max_connections", "a whole number")
+                .unwrap_or(25_000)
+                .max(1),
+            shutdown_delay: self.millis("server.shutdown_delay_ms"),
+            shutdown_grace: Duration::from_secs(
+                self.parse::<u64>("server.shutdown_grace_secs", "a whole number of seconds")
+                    .unwrap_or(30),
+            ),
+        };
+        let max_token_bytes = self
+            .parse::<usize>("limits.max_token_bytes", "a whole number of bytes")
+            .unwrap_or(16_384)
+            .max(1);
         let default_action = match self.string("authorization.default") {
             None => Action::SignedIn,
             Some(a) => Action::parse(&a).unwrap_or_else(|| {
@@ -606,6 +678,7 @@ impl Reader<'_> {
                 is_satellite,
                 sign_in_url: sign_in_url.clone(),
                 org_sync,
+                max_token_bytes,
             },
             keys,
             secret_key,
@@ -622,6 +695,7 @@ impl Reader<'_> {
             log_format,
             log_level,
             jwks,
+            server,
             headers,
             policy: policy?,
         })

@@ -13,6 +13,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod explain;
+pub mod fuzz_logic;
 pub mod http;
 pub mod jwks;
 pub mod metrics;

@@ -87,17 +87,25 @@ impl Signer {
     /// Signs with an arbitrary header; its `alg` picks RS256/384/512 (anything else is signed
     /// RS256, which lets tests forge mismatched headers).
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        self.sign_raw(&header.to_string(), &claims.to_string())
+    }
+
+    /// Signs a header and payload given as JSON text, exactly as written (duplicate keys and
+    /// all, for tests of hostile input). The header's `alg` picks the hash as above.
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        let alg = serde_json::from_str::<Value>(header)
+            .ok()
+            .and_then(|h| h.get("alg").and_then(Value::as_str).map(str::to_owned));
         let input = format!(
             "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
         );
-        let encoding: &'static dyn signature::RsaEncoding =
-            match header.get("alg").and_then(Value::as_str) {
-                Some("RS384") => &signature::RSA_PKCS1_SHA384,
-                Some("RS512") => &signature::RSA_PKCS1_SHA512,
-                _ => &signature::RSA_PKCS1_SHA256,
-            };
+        let encoding: &'static dyn signature::RsaEncoding = match alg.as_deref() {
+            Some("RS384") => &signature::RSA_PKCS1_SHA384,
+            Some("RS512") => &signature::RSA_PKCS1_SHA512,
+            _ => &signature::RSA_PKCS1_SHA256,
+        };
         let mut sig = vec![0; self.key.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
         if self

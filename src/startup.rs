@@ -22,6 +22,8 @@ pub struct Application {
     /// The `/metrics` server, when it has its own address.
     metrics_server: Option<Server>,
     reloader: Reloader,
+    state: web::Data<AppState>,
+    shutdown_delay: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,7 @@ impl Application {
             }),
             metrics,
             metrics_here: settings.metrics_listen.is_none(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         let reloader = Reloader::new(source, state.clone(), settings);
         let bind =
@@ -65,6 +68,10 @@ impl Application {
         let mut server =
             HttpServer::new(move || App::new().configure(http::configure(app_state.clone())))
                 .listen(listener)?
+                .client_request_timeout(settings.server.request_timeout)
+                .keep_alive(settings.server.keep_alive)
+                .max_connections(settings.server.max_connections)
+                .shutdown_timeout(settings.server.shutdown_grace.as_secs())
                 .disable_signals();
         if settings.workers > 0 {
             server = server.workers(settings.workers);
@@ -92,6 +99,8 @@ impl Application {
             server: server.run(),
             metrics_server,
             reloader,
+            state,
+            shutdown_delay: settings.server.shutdown_delay,
         })
     }
 
@@ -115,12 +124,22 @@ impl Application {
         if let Some(metrics) = self.metrics_server {
             tokio::spawn(metrics);
         }
+        let state = self.state.clone();
+        let delay = self.shutdown_delay;
+        let server = self.server;
+        tokio::pin!(server);
         let result = tokio::select! {
-            result = self.server => result,
+            result = &mut server => result,
             () = shutdown_signal() => {
-                tracing::info!("shutting down");
-                handle.stop(true).await;
-                Ok(())
+                // Readiness fails first, so load balancers stop sending while requests are
+                // still answered; then stop accepting and let in-flight requests finish.
+                state.shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(delay_ms = delay.as_millis(), "shutting down: readiness is now failing");
+                tokio::time::sleep(delay).await;
+                let stopping = handle.stop(true);
+                let (_, result) = tokio::join!(stopping, &mut server);
+                tracing::info!("stopped");
+                result
             }
         };
         if let Some(metrics) = metrics_handle {

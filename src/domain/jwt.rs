@@ -608,6 +608,18 @@ fn check_audience(aud: Option<&Value>, audience: &[String]) -> Result<(), TokenE
     }
 }
 
+/// At most `max` bytes of `text` (on a character boundary), with `...` when cut.
+pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}...", &text[..end]))
+}
+
 /// JavaScript truthiness of a JSON value.
 pub fn truthy(value: &Value) -> bool {
     match value {

@@ -254,13 +254,16 @@ impl KeySource for StaticKey {
 
 /// The `jwk-kid-mismatch` error, worded as Clerk words it.
 pub fn kid_mismatch(kid: Option<&str>, available: &[&str]) -> TokenError {
+    // The kid comes from the token: cap what is echoed, so a huge kid cannot make a huge
+    // answer header (nginx refuses upstream headers over its buffer size).
+    let kid = kid.map(|k| crate::domain::jwt::truncate(k, 64));
     TokenError {
         reason: TokenErrorReason::JwkKidMismatch,
         message: format!(
             "Unable to find a signing key in JWKS that matches the kid='{}' of the provided session \
              token. Please make sure that the __session cookie or the HTTP authorization header \
              contain a Clerk-generated session JWT. The following kid is available: {}",
-            kid.unwrap_or("undefined"),
+            kid.as_deref().unwrap_or("undefined"),
             available.join(", ")
         ),
         action: Some(

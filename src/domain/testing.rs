@@ -77,5 +77,6 @@ pub fn options(pk: &str) -> ClerkOptions {
         is_satellite: false,
         sign_in_url: None,
         org_sync: OrgSync::default(),
+        max_token_bytes: 16_384,
     }
 }

@@ -11,6 +11,14 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: keys are usable, so `/verify` can decide.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("shutting down\n");
+    }
     if state.live.load().service.keys.is_ready() {
         HttpResponse::Ok()
             .content_type("text/plain")

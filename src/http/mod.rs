@@ -19,6 +19,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether `/metrics` is served next to `/verify`.
     pub metrics_here: bool,
+    /// Set on SIGTERM: `/readyz` fails so load balancers stop sending, while requests are
+    /// still answered.
+    pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// The reloadable part: rules, Clerk options, keys and header names.

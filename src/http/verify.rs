@@ -28,6 +28,7 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
 const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
 const EMPTY: HeaderValue = HeaderValue::from_static("");
+const MAX_MESSAGE_HEADER_BYTES: usize = 1024;
 
 /// The identity header names, parsed once from the settings.
 pub struct ResponseHeaders {
@@ -494,12 +495,15 @@ struct ErrorBody<'a> {
 }
 
 /// Clerk's debug headers. Like Clerk, a value that cannot be a header value is skipped.
+/// The message can quote a token's claims, so it is capped: proxies refuse answers whose
+/// headers outgrow their buffers (nginx: 4–8 KiB).
 fn debug_headers(builder: &mut HttpResponseBuilder, reason: &str, message: &str) {
     if let Ok(value) = HeaderValue::from_str(reason) {
         builder.insert_header((AUTH_REASON, value));
     }
+    let message = crate::domain::jwt::truncate(message, MAX_MESSAGE_HEADER_BYTES);
     if !message.is_empty()
-        && let Ok(value) = HeaderValue::from_str(message)
+        && let Ok(value) = HeaderValue::from_str(&message)
     {
         builder.insert_header((AUTH_MESSAGE, value));
     }

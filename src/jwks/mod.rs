@@ -4,6 +4,7 @@
 
 pub mod fetch;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use moka::sync::Cache;
 use crate::config::JwksSettings;
 use crate::domain::jwt::{CONTACT_SUPPORT, TokenError, TokenErrorReason};
 use crate::domain::keys::{KeySet, KeySource, VerifyingKey, kid_mismatch};
+use crate::domain::time::now_ms;
 use crate::metrics::{FetchOutcome, Metrics};
 use fetch::{FetchError, Fetcher};
 
@@ -21,6 +23,10 @@ type Slot = ();
 
 pub struct JwksSource {
     fetcher: Fetcher,
+    /// When keys were last loaded (ms since the epoch; 0 before the first load).
+    loaded_at_ms: AtomicI64,
+    /// How long the last good key set may serve while Clerk is unreachable.
+    max_stale: Duration,
     /// The current key set. No TTL: a refresh replaces it, a failed refresh keeps it.
     keys: Cache<Slot, Arc<KeySet>>,
     /// Unknown-kid refetches. An entry lives for `min_refetch`, so concurrent callers share
@@ -34,19 +40,40 @@ impl JwksSource {
     pub fn new(fetcher: Fetcher, settings: &JwksSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             fetcher,
+            loaded_at_ms: AtomicI64::new(0),
+            max_stale: settings.max_stale,
             keys: Cache::builder().max_capacity(1).build(),
             refetch: AsyncCache::builder()
                 .max_capacity(1)
                 .time_to_live(settings.min_refetch.max(Duration::from_millis(1)))
                 .build(),
-            refresh: settings.refresh,
+            // Refresh at least twice per staleness window, so keys never go stale while Clerk
+            // is reachable.
+            refresh: settings
+                .refresh
+                .min(settings.max_stale / 2)
+                .max(Duration::from_millis(100)),
             metrics,
         }
     }
 
-    /// Whether keys are loaded (readiness).
+    /// Whether usable keys are loaded (readiness): loaded, and not staler than allowed.
     pub fn is_ready(&self) -> bool {
-        self.keys.get(&()).is_some()
+        let ready = self.current().is_some();
+        self.metrics.ready.set(i64::from(ready));
+        ready
+    }
+
+    /// The key set, unless it is older than `max_stale`: past that, keys Clerk may have
+    /// revoked in the meantime are no longer trusted.
+    fn current(&self) -> Option<Arc<KeySet>> {
+        let loaded = self.loaded_at_ms.load(Ordering::Relaxed);
+        let age = now_ms().saturating_sub(loaded);
+        let max = i64::try_from(self.max_stale.as_millis()).unwrap_or(i64::MAX);
+        if loaded == 0 || age > max {
+            return None;
+        }
+        self.keys.get(&())
     }
 
     /// Fetches now and installs the result; a failure leaves the current keys in place.
@@ -55,6 +82,7 @@ impl JwksSource {
             Ok(set) => {
                 let count = set.len();
                 self.keys.insert((), Arc::new(set));
+                self.loaded_at_ms.store(now_ms(), Ordering::Relaxed);
                 self.metrics
                     .jwks_fetched(FetchOutcome::Success, Some(count));
                 self.metrics.ready.set(1);
@@ -75,31 +103,31 @@ impl JwksSource {
         }
     }
 
-    /// Keeps the key set fresh: the first load retries with backoff until it succeeds, then
-    /// a reload every `refresh`. Ends when the source is dropped (a reload replaced it).
+    /// Keeps the key set fresh: load now, then every `refresh`; a failed load is retried
+    /// with jittered exponential backoff (so many replicas do not retry in step) until it
+    /// succeeds. Ends when the source is dropped (a reload replaced it).
     pub async fn run_refresh(source: Weak<Self>) {
-        let mut backoff = Duration::from_millis(250);
         loop {
-            let Some(this) = source.upgrade() else { return };
-            if this.load().await.is_ok() || this.is_ready() {
-                break;
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                let Some(this) = source.upgrade() else { return };
+                if this.load().await.is_ok() {
+                    break;
+                }
+                let cap = this.refresh.min(Duration::from_secs(30));
+                drop(this);
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(cap);
             }
-            drop(this);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
-        loop {
             let Some(refresh) = source.upgrade().map(|s| s.refresh) else {
                 return;
             };
             tokio::time::sleep(refresh).await;
-            let Some(this) = source.upgrade() else { return };
-            let _ = this.load().await;
         }
     }
 
     fn lookup(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, Option<Arc<KeySet>>> {
-        let set = self.keys.get(&());
+        let set = self.current();
         match (&set, kid) {
             (Some(keys), Some(kid)) => keys.get(kid).cloned().ok_or(set),
             _ => Err(set),
@@ -124,10 +152,18 @@ impl KeySource for JwksSource {
                 Err(fetch) => fetch.error.clone(),
                 Ok(()) => TokenError {
                     reason: TokenErrorReason::RemoteJwkFailedToLoad,
-                    message: "No JWKS has been loaded yet.".into(),
+                    message: "No JWKS has been loaded recently enough to be trusted.".into(),
                     action: Some(CONTACT_SUPPORT),
                 },
             }),
         }
     }
+}
+
+/// A random duration between half and all of `base`.
+fn jitter(base: Duration) -> Duration {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut byte = [0u8; 1];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut byte);
+    base / 2 + base / 2 * u32::from(byte[0]) / 255
 }

@@ -87,6 +87,7 @@ async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
         .env_clear()
         .env("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK)
         .env("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM)
+        .env("CLERK_FA_SHUTDOWN_DELAY_MS", "0")
         .env("CLERK_FA_LOG_FORMAT", "json")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -199,4 +200,165 @@ fn explain_walks_through_rule_token_checks_and_answer() {
         out.contains("session-token-expired-refresh-non-eligible-no-refresh-cookie"),
         "{out}"
     );
+}
+
+/// SIGTERM: readiness fails first while requests are still answered, then the listener
+/// closes and in-flight requests finish; the process exits 0 and no request is lost.
+#[tokio::test]
+async fn sigterm_drains_without_losing_a_request() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use crate::helpers::*;
+
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("CLERK_PUBLISHABLE_KEY", PROD_PK)
+        .env("CLERK_SECRET_KEY", SECRET)
+        .env("CLERK_API_URL", &clerk.base)
+        .env("CLERK_FA_JWKS_MIN_REFETCH_MS", "60000")
+        .env("CLERK_FA_SHUTDOWN_DELAY_MS", "700")
+        .env("CLERK_FA_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if line.contains("serving /verify") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["port"].as_u64().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let base = format!("http://127.0.0.1:{port}");
+    // One connection per request, so a closing listener shows as a refused connection and
+    // anything else is a lost request.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // In flight: requests whose unknown kid waits on a JWKS fetch that is held open.
+    let release = clerk.hold();
+    let mut in_flight = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let (client, base) = (client.clone(), base.clone());
+        let claims =
+            clerk_forward_auth::mint::session_claims("user_1", "clerk.example.com", now_s(), 60);
+        let token = key1().sign_with_header(
+            &serde_json::json!({"alg": "RS256", "kid": format!("ins_new_{i}")}),
+            &claims,
+        );
+        in_flight.spawn(async move {
+            client
+                .get(format!("{base}/verify"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+    }
+    clerk.fetch_arrived().await;
+
+    // Load, as a load balancer sends it: until readiness fails.
+    let (answered, lost) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let unready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (client, base, answered, lost) =
+            (client.clone(), base.clone(), answered.clone(), lost.clone());
+        let (token, unready) = (token(&key1()), unready.clone());
+        load.spawn(async move {
+            while !unready.load(Ordering::SeqCst) {
+                match client
+                    .get(format!("{base}/verify"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 200 => {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        lost.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Readiness fails while /verify still answers; the balancer stops sending.
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(503)
+    {
+        assert!(Instant::now() < deadline, "readiness never failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unready.store(true, Ordering::SeqCst);
+    let during = client
+        .get(format!("{base}/verify"))
+        .bearer_auth(token(&key1()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(during.status(), 200);
+
+    release.add_permits(1_000);
+    while let Some(result) = in_flight.join_next().await {
+        assert_eq!(
+            result.unwrap().expect("an in-flight request was dropped"),
+            401
+        );
+    }
+    while let Some(result) = load.join_next().await {
+        result.unwrap();
+    }
+    assert_eq!(
+        lost.load(Ordering::SeqCst),
+        0,
+        "requests lost during shutdown"
+    );
+    assert!(answered.load(Ordering::SeqCst) > 0);
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(code.success(), "{code:?}");
 }

@@ -183,6 +183,7 @@ struct JwksState {
     payload_calls: AtomicUsize,
     refresh_calls: AtomicUsize,
     keys: Mutex<Value>,
+    text: Mutex<Option<String>>,
     status: AtomicU16,
     fetches: AtomicUsize,
     /// When set, each fetch waits for a permit before answering.
@@ -198,6 +199,7 @@ impl FakeClerk {
             payload_calls: AtomicUsize::new(0),
             refresh_calls: AtomicUsize::new(0),
             keys: Mutex::new(jwks(signers)),
+            text: Mutex::new(None),
             status: AtomicU16::new(200),
             fetches: AtomicUsize::new(0),
             hold: Mutex::new(None),
@@ -263,6 +265,11 @@ impl FakeClerk {
         *self.state.keys.lock().unwrap() = body;
     }
 
+    /// Serves `body` as-is (not JSON) from the JWKS endpoints.
+    pub fn serve_text(&self, body: &str) {
+        *self.state.text.lock().unwrap() = Some(body.to_owned());
+    }
+
     pub fn fail_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
     }
@@ -310,6 +317,9 @@ async fn serve_jwks(req: HttpRequest, state: web::Data<JwksState>) -> HttpRespon
     if status != 200 {
         return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
             .body("upstream trouble");
+    }
+    if let Some(text) = state.text.lock().unwrap().clone() {
+        return HttpResponse::Ok().content_type("text/html").body(text);
     }
     HttpResponse::Ok().json(state.keys.lock().unwrap().clone())
 }

@@ -176,3 +176,101 @@ async fn bad_entries_in_the_jwks_do_not_drop_the_good_key() {
     app.wait_ready(200).await;
     assert_eq!(app.bearer(&token(&key1())).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_hanging_jwks_times_out_into_a_bounded_503() {
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let release = clerk.hold();
+    let app = app_with(
+        &clerk,
+        &[
+            ("CLERK_FA_JWKS_TIMEOUT_MS", "300"),
+            ("CLERK_FA_JWKS_MIN_REFETCH_MS", "0"),
+        ],
+    )
+    .await;
+    let started = Instant::now();
+    let response = app.bearer(&token(&key1())).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        header(&response, "x-clerk-auth-reason"),
+        Some("jwk-remote-failed-to-load")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    release.add_permits(1_000);
+}
+
+#[tokio::test]
+async fn garbage_or_oversized_jwks_answers_are_refused() {
+    for body in [
+        "<html>maintenance</html>".to_owned(),
+        format!("{{\"keys\":[{}]}}", "1,".repeat(200_000) + "1"),
+    ] {
+        let clerk = FakeClerk::start(&[&key1()]).await;
+        clerk.serve_text(&body);
+        let app = app_with(&clerk, &[("CLERK_FA_JWKS_MIN_REFETCH_MS", "0")]).await;
+        let response = app.bearer(&token(&key1())).await;
+        assert_eq!(response.status(), 503);
+        let metrics = app.metrics().await;
+        assert!(
+            metrics.contains(r#"clerk_forward_auth_jwks_fetches_total{outcome="invalid"}"#),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keys_older_than_the_allowed_staleness_stop_being_trusted() {
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let app = app_with(
+        &clerk,
+        &[
+            ("CLERK_FA_JWKS_MAX_STALE_SECS", "1"),
+            ("CLERK_FA_JWKS_MIN_REFETCH_MS", "0"),
+        ],
+    )
+    .await;
+    app.wait_ready(200).await;
+    assert_eq!(app.bearer(&token(&key1())).await.status(), 200);
+    // Clerk goes away: the last good keys serve until they are a second old, then /readyz
+    // and /verify say so.
+    clerk.fail_with(503);
+    app.wait_ready(503).await;
+    let response = app.bearer(&token(&key1())).await;
+    assert_eq!(response.status(), 503);
+    // And they come back with Clerk.
+    clerk.fail_with(200);
+    app.wait_ready(200).await;
+    assert_eq!(app.bearer(&token(&key1())).await.status(), 200);
+}
+
+#[tokio::test]
+async fn thousands_of_random_kids_cost_one_fetch() {
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let app = Arc::new(app_with(&clerk, &[("CLERK_FA_JWKS_MIN_REFETCH_MS", "60000")]).await);
+    app.wait_ready(200).await;
+    let mut storm = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let app = app.clone();
+        storm.spawn(async move {
+            for i in 0..100 {
+                let response = app
+                    .bearer(&with_kid(&format!("ins_storm_{worker}_{i}")))
+                    .await;
+                assert_eq!(response.status(), 401);
+            }
+        });
+    }
+    while let Some(result) = storm.join_next().await {
+        result.unwrap();
+    }
+    assert_eq!(
+        clerk.fetches(),
+        2,
+        "3,200 unknown kids: the start-up load and one refetch"
+    );
+}

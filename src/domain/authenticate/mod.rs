@@ -39,6 +39,8 @@ pub struct ClerkOptions {
     /// `CLERK_SIGN_IN_URL`: absolute, or a path on the request's origin.
     pub sign_in_url: Option<String>,
     pub org_sync: OrgSync,
+    /// Longer session tokens are refused before any decoding.
+    pub max_token_bytes: usize,
 }
 
 impl ClerkOptions {
@@ -201,6 +203,9 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         token: &str,
         now_ms: i64,
     ) -> RequestState {
+        if token.len() > self.options.max_token_bytes {
+            return self.too_large(TokenCarrier::Header);
+        }
         if jwt::is_opaque_machine_token(token) {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
@@ -344,6 +349,9 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         }
 
         // 9–11. Decode, token class, freshness against client_uat.
+        if session.len() > self.options.max_token_bytes {
+            return self.too_large(TokenCarrier::Cookie);
+        }
         let decoded = match Jwt::decode(session) {
             Ok(decoded) => decoded,
             Err(error) => {
@@ -421,6 +429,24 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             set_cookies: Vec::new(),
             location: None,
         }
+    }
+
+    /// A token over the size limit is refused unread: decoding it would cost more than
+    /// any real Clerk token (about 1 KiB) ever does.
+    fn too_large(&self, carrier: TokenCarrier) -> RequestState {
+        let error = TokenError {
+            reason: TokenErrorReason::TokenInvalid,
+            message: format!(
+                "The session token is larger than {} bytes.",
+                self.options.max_token_bytes
+            ),
+            action: Some(jwt::ENSURE_CLERK_JWT),
+        };
+        RequestState::signed_out(
+            Reason::Token(error.reason),
+            error.full_message(carrier),
+            true,
+        )
     }
 
     /// `handleSessionTokenError` (spec §2.4), with the refresh attempt of §2.5.
