@@ -33,6 +33,9 @@ enum Command {
         /// Overrides server.listen (CLERK_FA_LISTEN).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Verify every token, remembering none (cache.max_tokens = 0).
+        #[arg(long)]
+        no_token_cache: bool,
     },
     /// Validate the configuration, print every problem, exit 1 if there is any.
     CheckConfig {
@@ -71,7 +74,16 @@ pub fn run() -> ExitCode {
     let env: HashMap<String, String> = std::env::vars().collect();
     match cli.command {
         Command::CheckConfig { config } => check_config(config, &env),
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            no_token_cache,
+        } => {
+            let mut env = env;
+            if no_token_cache {
+                // Through the environment, so a reload keeps it.
+                env.insert("CLERK_FA_CACHE_MAX_TOKENS".into(), "0".into());
+            }
             let (mut settings, warnings) = match Settings::load(config.as_deref(), &env) {
                 Ok(loaded) => loaded,
                 Err(e) => {

@@ -75,6 +75,8 @@ settings! {
     "server.shutdown_grace_secs", "CLERK_FA_SHUTDOWN_GRACE_SECS", Some("30"), "Then, how long in-flight requests may take to finish.";
     "limits.max_token_bytes", "CLERK_FA_MAX_TOKEN_BYTES", Some("16384"),
         "A session token longer than this is refused unread (401 `token-invalid`).";
+    "cache.max_tokens", "CLERK_FA_CACHE_MAX_TOKENS", Some("100000"),
+        "Verified tokens remembered (by SHA-256), each until its `exp`; 0 verifies every token (`serve --no-token-cache`).";
     "metrics.listen", "CLERK_FA_METRICS_LISTEN", Some(""), "Separate address for `/metrics`; empty serves it next to `/verify`.";
     "authorization.default", "CLERK_FA_DEFAULT_ACTION", Some("signed-in"),
         "What requests no rule matches need: `signed-in`, `public` or `deny`. Rules themselves live in the file (`[[authorization.rules]]`).";
@@ -186,6 +188,7 @@ pub struct Settings {
     pub log_level: String,
     pub jwks: JwksSettings,
     pub server: ServerSettings,
+    pub max_cached_tokens: u64,
     pub headers: IdentityHeaders,
     pub policy: Policy,
 }
@@ -600,6 +603,9 @@ impl Reader<'_> {
                     .unwrap_or(30),
             ),
         };
+        let max_cached_tokens = self
+            .parse::<u64>("cache.max_tokens", "a whole number")
+            .unwrap_or(100_000);
         let max_token_bytes = self
             .parse::<usize>("limits.max_token_bytes", "a whole number of bytes")
             .unwrap_or(16_384)
@@ -696,6 +702,7 @@ impl Reader<'_> {
             log_level,
             jwks,
             server,
+            max_cached_tokens,
             headers,
             policy: policy?,
         })

@@ -22,3 +22,4 @@ pub mod reload;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
+pub mod token_cache;

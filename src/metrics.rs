@@ -26,11 +26,15 @@ pub struct Metrics {
     pub jwks_fetches: IntCounterVec,
     pub jwks_keys: IntGauge,
     last_refresh_ms: AtomicI64,
+    /// Reads the token cache's size at scrape time.
+    pub cache_entries: std::sync::OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     jwks_last_refresh_age: Gauge,
     pub ready: IntGauge,
     pub handshake_resolutions: IntCounterVec,
     pub refreshes: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub token_cache: IntCounterVec,
+    pub token_cache_entries: IntGauge,
 }
 
 /// How a JWKS fetch ended: a bounded label value.
@@ -107,6 +111,17 @@ impl Metrics {
             &["outcome"],
         )?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let token_cache = IntCounterVec::new(
+            opts(
+                "token_cache_lookups_total",
+                "Verified-token cache lookups, by result (hit, miss).",
+            ),
+            &["result"],
+        )?;
+        let token_cache_entries =
+            IntGauge::with_opts(opts("token_cache_entries", "Verified tokens remembered."))?;
+        registry.register(Box::new(token_cache.clone()))?;
+        registry.register(Box::new(token_cache_entries.clone()))?;
         registry.register(Box::new(handshake_resolutions.clone()))?;
         registry.register(Box::new(refreshes.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
@@ -123,11 +138,14 @@ impl Metrics {
             jwks_fetches,
             jwks_keys,
             last_refresh_ms: AtomicI64::new(0),
+            cache_entries: std::sync::OnceLock::new(),
             jwks_last_refresh_age,
             ready,
             handshake_resolutions,
             refreshes,
             config_reloads,
+            token_cache,
+            token_cache_entries,
         })
     }
 
@@ -149,6 +167,10 @@ impl Metrics {
 
     /// The text exposition, with the key age brought up to date first.
     pub fn render(&self) -> String {
+        if let Some(count) = self.cache_entries.get() {
+            self.token_cache_entries
+                .set(i64::try_from(count()).unwrap_or(i64::MAX));
+        }
         let last = self.last_refresh_ms.load(Ordering::Relaxed);
         if last > 0 {
             #[allow(clippy::cast_precision_loss)]

@@ -17,9 +17,11 @@ use crate::domain::reason::RefreshError;
 use crate::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers};
 use crate::domain::rules::{Action, Matched, Policy};
 use crate::domain::time::now_ms;
+use crate::domain::verified::{NoCache, TokenCache};
 use crate::jwks::JwksSource;
 use crate::jwks::fetch::Fetcher;
 use crate::metrics::Metrics;
+use crate::token_cache::VerifiedTokens;
 
 /// The configured key source.
 pub enum Keys {
@@ -97,6 +99,10 @@ impl Observer for MetricsObserver {
 pub struct Service {
     /// Where the keys came from, to keep a JWKS cache across reloads that do not change it.
     key_settings: KeySettings,
+    /// Verified tokens. Kept across reloads: a hit needs the very key that verified it and
+    /// passes the current claim checks, so nothing a reload changes can be bypassed.
+    pub tokens: Arc<dyn TokenCache>,
+    max_tokens: u64,
     pub options: ClerkOptions,
     pub keys: Keys,
     pub backend: Backend,
@@ -152,7 +158,21 @@ impl Service {
             )?),
             None => Backend::None(NoBackend),
         };
+        let tokens: Arc<dyn TokenCache> = match previous {
+            Some(p) if p.max_tokens == settings.max_cached_tokens => p.tokens.clone(),
+            _ if settings.max_cached_tokens == 0 => Arc::new(NoCache),
+            _ => {
+                let cache = Arc::new(VerifiedTokens::new(settings.max_cached_tokens, metrics));
+                let sized = Arc::downgrade(&cache);
+                let _ = metrics
+                    .cache_entries
+                    .set(Box::new(move || sized.upgrade().map_or(0, |c| c.entries())));
+                cache
+            }
+        };
         Ok(Self {
+            tokens,
+            max_tokens: settings.max_cached_tokens,
             key_settings: settings.keys.clone(),
             options: settings.clerk.clone(),
             keys,
@@ -216,6 +236,7 @@ impl Service {
                 keys: &self.keys,
                 backend: &NoBackend,
                 observer: &Quiet,
+                tokens: &*self.tokens,
             };
             authenticator.authenticate(ctx, now).await
         } else {
@@ -224,6 +245,7 @@ impl Service {
                 keys: &self.keys,
                 backend: &self.backend,
                 observer: &self.observer,
+                tokens: &*self.tokens,
             };
             authenticator.authenticate(ctx, now).await
         };

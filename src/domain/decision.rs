@@ -100,7 +100,7 @@ impl Decision {
             if !protected || !ctx.is_doc_eligible() {
                 return None;
             }
-            let cookies = CookieChoice::new(options, ctx, now_ms);
+            let cookies = CookieChoice::new(options, ctx, now_ms, &super::verified::NoCache);
             sign_in_redirect(
                 options,
                 ctx.clerk_url.as_ref(),

@@ -264,6 +264,16 @@ pub async fn verify_jwt<K: KeySource>(
     options: &VerifyOptions,
     now_ms: i64,
 ) -> Result<(), TokenError> {
+    verified_key(jwt, keys).await?;
+    check_claims(jwt.payload(), options, now_ms)
+}
+
+/// Everything `verifyToken` checks before the claims: the category, the key, the header and
+/// the signature. Returns the key that verified the token.
+pub async fn verified_key<K: KeySource>(
+    jwt: &Jwt<'_>,
+    keys: &K,
+) -> Result<Arc<VerifyingKey>, TokenError> {
     if jwt.header_str("cat") == Some(CATEGORY_M2M) {
         return Err(TokenError::new(
             TokenErrorReason::TokenInvalid,
@@ -272,7 +282,7 @@ pub async fn verify_jwt<K: KeySource>(
     }
     let key = keys.key(jwt.kid()).await?;
     verify_signature(jwt, &key)?;
-    check_claims(jwt.payload(), options, now_ms)
+    Ok(key)
 }
 
 /// Header checks and the signature, before any claim is looked at (no claim oracle).

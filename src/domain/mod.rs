@@ -17,6 +17,7 @@ pub mod rules;
 pub mod signin;
 pub mod time;
 pub mod urls;
+pub mod verified;
 
 #[cfg(test)]
 pub(crate) mod testing;

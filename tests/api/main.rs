@@ -5,6 +5,7 @@ mod helpers;
 
 mod authz;
 mod browser;
+mod cache;
 mod cli;
 mod hardening;
 mod jwks;

@@ -9,11 +9,12 @@ use url::Url;
 use super::ClerkOptions;
 use crate::domain::cookies::ClerkCookies;
 use crate::domain::instance::InstanceType;
-use crate::domain::jwt::{Jwt, TokenError, truthy};
+use crate::domain::jwt::{Jwt, truthy};
 use crate::domain::request::{
     AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, OriginalRequest,
 };
 use crate::domain::urls::{public_url, query_param};
+use crate::domain::verified::{Token, TokenCache};
 
 /// Everything Clerk reads from a request, borrowed from the auth request's headers.
 #[derive(Clone)]
@@ -124,9 +125,14 @@ pub struct CookieChoice<'c> {
 }
 
 impl<'c> CookieChoice<'c> {
-    pub fn new(options: &ClerkOptions, ctx: &'c RequestContext<'_>, now_ms: i64) -> Self {
+    pub fn new(
+        options: &ClerkOptions,
+        ctx: &'c RequestContext<'_>,
+        now_ms: i64,
+        tokens: &dyn TokenCache,
+    ) -> Self {
         let c = &ctx.cookies;
-        let suffixed = uses_suffixed_cookies(options, c, now_ms);
+        let suffixed = uses_suffixed_cookies(options, c, now_ms, tokens);
         let pick = |plain: &'c Option<Cow<'c, str>>, sfx: &'c Option<Cow<'c, str>>| {
             if suffixed { sfx } else { plain }
                 .as_ref()
@@ -150,19 +156,22 @@ impl<'c> CookieChoice<'c> {
 }
 
 /// `usesSuffixedCookies` (spec §1.4), rule by rule.
-pub fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_ms: i64) -> bool {
+pub fn uses_suffixed_cookies(
+    options: &ClerkOptions,
+    c: &ClerkCookies<'_>,
+    now_ms: i64,
+    tokens: &dyn TokenCache,
+) -> bool {
+    let peek = |token| peek(tokens, token);
     let session = c.session.as_deref().filter(|s| !s.is_empty());
     let suffixed_session = c.session_suffixed.as_deref().filter(|s| !s.is_empty());
     let uat = c.client_uat.as_deref();
     let suffixed_uat = c.client_uat_suffixed.as_deref();
-    let decoded_session = session.map(Jwt::decode);
+    let decoded_session = session.map(peek);
     if let Some(decoded) = &decoded_session {
         // Rule 1: a session cookie without an issuer is malformed: stay unsuffixed so the
         // request ends signed out instead of in a handshake.
-        let issuer = decoded
-            .as_ref()
-            .ok()
-            .and_then(|jwt| jwt.payload().get("iss"));
+        let issuer = decoded.as_ref().and_then(|token| token.claims().get("iss"));
         let Some(issuer) = issuer.filter(|iss| truthy(iss)) else {
             return false;
         };
@@ -178,13 +187,13 @@ pub fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_m
     if suffixed_uat.filter(|v| !v.is_empty()).is_none() && suffixed_session.is_none() {
         return false;
     }
-    let iat_of = |decoded: Option<&Result<Jwt<'_>, TokenError>>| {
+    let iat_of = |decoded: Option<&Option<Token<'_>>>| {
         decoded
-            .and_then(|d| d.as_ref().ok())
-            .and_then(|jwt| number(jwt.payload().get("iat")))
+            .and_then(Option::as_ref)
+            .and_then(|token| number(token.claims().get("iat")))
             .unwrap_or(0.0)
     };
-    let decoded_suffixed = suffixed_session.map(Jwt::decode);
+    let decoded_suffixed = suffixed_session.map(peek);
     // Rule 4.
     if suffixed_uat != Some("0")
         && uat != Some("0")
@@ -202,8 +211,8 @@ pub fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_m
         let now_s = (now_ms / 1000) as f64;
         let expired = decoded_suffixed
             .as_ref()
-            .and_then(|d| d.as_ref().ok())
-            .is_some_and(|jwt| number(jwt.payload().get("exp")).is_some_and(|exp| exp <= now_s));
+            .and_then(Option::as_ref)
+            .is_some_and(|token| number(token.claims().get("exp")).is_some_and(|exp| exp <= now_s));
         if suffixed_uat != Some("0") && uat == Some("0") && expired {
             return false;
         }
@@ -213,6 +222,14 @@ pub fn uses_suffixed_cookies(options: &ClerkOptions, c: &ClerkCookies<'_>, now_m
         return false;
     }
     true
+}
+
+/// A token verified before is read from the cache instead of being decoded again.
+fn peek<'t>(tokens: &dyn TokenCache, token: &'t str) -> Option<Token<'t>> {
+    match tokens.get(token) {
+        Some(verified) => Some(Token::Cached(verified)),
+        None => Jwt::decode(token).ok().map(Token::Decoded),
+    }
 }
 
 fn strip_http_schemes(iss: &str) -> String {

@@ -11,6 +11,7 @@ use crate::domain::decision::{Decision, RedirectKind};
 use crate::domain::request::tests::TestHeaders;
 use crate::domain::request::{AuthRequestLine, ForwardedHeaders};
 use crate::domain::testing::{NOW_MS, NOW_S, block_on, options, other_signer, pem_key, signer};
+use crate::domain::verified::NoCache;
 use crate::mint::session_claims;
 
 const PROD_PK: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"; // clerk.example.com
@@ -100,6 +101,7 @@ impl Run<'_> {
             keys: &keys,
             backend: self.backend,
             observer: &Quiet,
+            tokens: &NoCache,
         };
         let state = block_on(auth.authenticate(&ctx, NOW_MS));
         let decision = Decision::decide(state.clone(), &ctx, self.options, NOW_MS);

@@ -7,8 +7,9 @@ mod handshake;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 pub use context::{CookieChoice, RequestContext, uses_suffixed_cookies};
@@ -21,6 +22,7 @@ use super::jwt::{self, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOp
 use super::keys::KeySource;
 use super::pattern::PathPatterns;
 use super::reason::{Reason, RefreshError};
+use super::verified::{Token, TokenCache, Verified};
 use context::{js_number, number};
 
 /// The `__clerk_api_version` the handshake URL carries (the SDK's pinned BAPI version).
@@ -142,15 +144,6 @@ impl RequestState {
         }
     }
 
-    fn signed_in(claims: &Map<String, Value>, carrier: TokenCarrier) -> Self {
-        Self::SignedIn {
-            auth: SessionAuth::from_claims(claims),
-            carrier,
-            set_cookies: Vec::new(),
-            location: None,
-        }
-    }
-
     pub fn reason(&self) -> Option<&Reason> {
         match self {
             Self::SignedIn { .. } => None,
@@ -186,6 +179,8 @@ pub struct Authenticator<'o, K, B, O = Quiet> {
     pub keys: &'o K,
     pub backend: &'o B,
     pub observer: &'o O,
+    /// Verified tokens seen before; `NoCache` verifies every one.
+    pub tokens: &'o dyn TokenCache,
 }
 
 impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
@@ -209,30 +204,76 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         if jwt::is_opaque_machine_token(token) {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
-        let cookies = CookieChoice::new(self.options, ctx, now_ms);
-        let decoded = match Jwt::decode(token) {
-            Ok(decoded) if decoded.is_machine_or_non_session() => {
+        let verified = match self.token(token) {
+            Ok(t) if t.is_machine() => {
                 return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
             }
-            Ok(decoded) => decoded,
-            Err(error) => {
-                return self
-                    .token_error(ctx, &cookies, error, TokenCarrier::Header, now_ms)
-                    .await;
-            }
+            Ok(t) => self.verify(token, t, now_ms).await,
+            Err(error) => Err(error),
         };
-        match jwt::verify_jwt(&decoded, self.keys, &self.options.verify, now_ms).await {
-            Ok(()) => RequestState::signed_in(decoded.payload(), TokenCarrier::Header),
+        match verified {
+            Ok(auth) => RequestState::SignedIn {
+                auth,
+                carrier: TokenCarrier::Header,
+                set_cookies: Vec::new(),
+                location: None,
+            },
             Err(error) => {
+                // Only a failure needs the cookies (for the handshake URL and refresh).
+                let cookies = CookieChoice::new(self.options, ctx, now_ms, self.tokens);
                 self.token_error(ctx, &cookies, error, TokenCarrier::Header, now_ms)
                     .await
             }
         }
     }
 
+    /// A session token, from the cache of verified tokens or decoded now.
+    fn token<'t>(&self, raw: &'t str) -> Result<Token<'t>, TokenError> {
+        match self.tokens.get(raw) {
+            Some(verified) => Ok(Token::Cached(verified)),
+            None => Jwt::decode(raw).map(Token::Decoded),
+        }
+    }
+
+    /// `verifyToken`, remembering what the signature established. A remembered token skips
+    /// decoding and the signature, but only while the key that verified it is still current,
+    /// and its claims (times included) are checked again now; any doubt takes the full path,
+    /// which also produces Clerk's exact error.
+    async fn verify(
+        &self,
+        raw: &str,
+        token: Token<'_>,
+        now_ms: i64,
+    ) -> Result<SessionAuth, TokenError> {
+        let options = &self.options.verify;
+        if let Token::Cached(verified) = &token {
+            let current = matches!(
+                self.keys.key(verified.kid()).await,
+                Ok(key) if Arc::ptr_eq(&key, &verified.key)
+            );
+            if current && jwt::check_claims(verified.claims(), options, now_ms).is_ok() {
+                return Ok(verified.auth.clone());
+            }
+        }
+        let jwt = match token {
+            Token::Decoded(jwt) => jwt,
+            Token::Cached(_) => Jwt::decode(raw)?,
+        };
+        let key = jwt::verified_key(&jwt, self.keys).await?;
+        let verified = Verified::new(&jwt, key);
+        let auth = verified.auth.clone();
+        if let Some(expires_at) = verified.expires_at_ms(options.clock_skew_ms)
+            && expires_at > now_ms
+        {
+            self.tokens.insert(raw, Arc::new(verified), expires_at);
+        }
+        jwt::check_claims(jwt.payload(), options, now_ms)?;
+        Ok(auth)
+    }
+
     /// Spec §2.3, the cookie path, in its order.
     async fn cookie_path(&self, ctx: &RequestContext<'_>, now_ms: i64) -> RequestState {
-        let cookies = CookieChoice::new(self.options, ctx, now_ms);
+        let cookies = CookieChoice::new(self.options, ctx, now_ms, self.tokens);
         let dev = self.options.is_dev();
 
         // 1. Handshake resolution.
@@ -352,19 +393,19 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         if session.len() > self.options.max_token_bytes {
             return self.too_large(TokenCarrier::Cookie);
         }
-        let decoded = match Jwt::decode(session) {
-            Ok(decoded) => decoded,
+        let token = match self.token(session) {
+            Ok(token) => token,
             Err(error) => {
                 return self
                     .token_error(ctx, &cookies, error, TokenCarrier::Cookie, now_ms)
                     .await;
             }
         };
-        if decoded.is_machine_or_non_session() {
+        if token.is_machine() {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
         #[allow(clippy::cast_precision_loss)]
-        if number(decoded.payload().get("iat")).is_some_and(|iat| iat < cookies.client_uat as f64) {
+        if number(token.claims().get("iat")).is_some_and(|iat| iat < cookies.client_uat as f64) {
             return self.maybe_handshake(
                 ctx,
                 &cookies,
@@ -375,13 +416,14 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         }
 
         // 12–13. Verification.
-        if let Err(error) = jwt::verify_jwt(&decoded, self.keys, &self.options.verify, now_ms).await
-        {
-            return self
-                .token_error(ctx, &cookies, error, TokenCarrier::Cookie, now_ms)
-                .await;
-        }
-        let auth = SessionAuth::from_claims(decoded.payload());
+        let auth = match self.verify(session, token, now_ms).await {
+            Ok(auth) => auth,
+            Err(error) => {
+                return self
+                    .token_error(ctx, &cookies, error, TokenCarrier::Cookie, now_ms)
+                    .await;
+            }
+        };
 
         // 14. A primary receiving a page load from another origin re-syncs once.
         if !self.options.is_satellite

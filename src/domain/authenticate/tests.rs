@@ -8,6 +8,7 @@ use crate::domain::cookies::ClerkCookies;
 use crate::domain::request::tests::TestHeaders;
 use crate::domain::request::{AuthRequestLine, ForwardedHeaders};
 use crate::domain::testing::{NOW_MS, NOW_S, block_on, options, pem_key, signer};
+use crate::domain::verified::NoCache;
 use crate::mint::session_claims;
 
 const PROD_PK: &str = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"; // clerk.example.com
@@ -31,6 +32,7 @@ fn run(options: &ClerkOptions, headers: &[(&str, &str)]) -> RequestState {
         keys: &keys,
         backend: &NoBackend,
         observer: &Quiet,
+        tokens: &NoCache,
     };
     block_on(auth.authenticate(&ctx, NOW_MS))
 }
@@ -485,7 +487,7 @@ mod suffixed_cookies {
         let o = options(PROD_PK);
         let headers = TestHeaders::new(&[("cookie", cookie)]);
         let cookies = ClerkCookies::parse(&headers, o.publishable_key.cookie_suffix());
-        uses_suffixed_cookies(&o, &cookies, NOW_MS)
+        uses_suffixed_cookies(&o, &cookies, NOW_MS, &NoCache)
     }
 
     fn token(iss: &str, iat: i64) -> String {
@@ -546,7 +548,7 @@ mod suffixed_cookies {
         let cookie = format!("__client_uat=0; __client_uat_{sfx}=5; __session_{sfx}={expired}");
         let headers = TestHeaders::new(&[("cookie", &cookie)]);
         let cookies = ClerkCookies::parse(&headers, &sfx);
-        assert!(!uses_suffixed_cookies(&dev, &cookies, NOW_MS));
+        assert!(!uses_suffixed_cookies(&dev, &cookies, NOW_MS, &NoCache));
         // Production skips the rule.
         let cookie = format!("__client_uat=0; __client_uat_{SFX}=5; __session_{SFX}={expired}");
         assert!(choose(&cookie));

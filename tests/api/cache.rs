@@ -1,0 +1,228 @@
+//! The verified-token cache: hits skip the signature but never the checks that can change.
+
+use std::sync::Arc;
+
+use clerk_forward_auth::domain::authenticate::{
+    Authenticator, Quiet, RequestContext, RequestState,
+};
+use clerk_forward_auth::domain::backend::NoBackend;
+use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
+use clerk_forward_auth::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderList};
+use clerk_forward_auth::domain::verified::TokenCache;
+use clerk_forward_auth::metrics::Metrics;
+use clerk_forward_auth::token_cache::VerifiedTokens;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs the domain with a real cache and a chosen clock.
+fn decide(tokens: &VerifiedTokens, headers: &[(&str, &str)], now_ms: i64) -> RequestState {
+    let options = {
+        let env = [
+            ("CLERK_PUBLISHABLE_KEY".to_owned(), PROD_PK.to_owned()),
+            ("CLERK_JWT_KEY".to_owned(), PUBLIC_PEM.to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        clerk_forward_auth::config::Settings::load(None, &env)
+            .unwrap()
+            .0
+            .clerk
+    };
+    let keys = StaticKey(Arc::new(VerifyingKey::from_pem(PUBLIC_PEM).unwrap()));
+    let headers = HeaderList::new(headers);
+    let line = AuthRequestLine {
+        method: "GET",
+        tail: None,
+    };
+    let ctx = RequestContext::from_headers(
+        &headers,
+        ForwardedHeaders::XForwarded,
+        line,
+        options.publishable_key.cookie_suffix(),
+    );
+    let auth = Authenticator {
+        options: &options,
+        keys: &keys,
+        backend: &NoBackend,
+        observer: &Quiet,
+        tokens,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(auth.authenticate(&ctx, now_ms))
+}
+
+fn reason(state: &RequestState) -> String {
+    state
+        .reason()
+        .map(|r| r.as_str().into_owned())
+        .unwrap_or_else(|| "signed-in".into())
+}
+
+#[test]
+fn time_checks_run_again_on_every_hit() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let token = token_with(
+        &key1(),
+        json!({"iat": now, "nbf": now - 10, "exp": now + 60}),
+    );
+    let bearer = format!("Bearer {token}");
+    let h = [("authorization", bearer.as_str())];
+    assert_eq!(reason(&decide(&tokens, &h, now * 1000)), "signed-in");
+    assert!(tokens.get(&token).is_some());
+    // A minute and more later the very same cached token is expired.
+    assert_eq!(
+        reason(&decide(&tokens, &h, (now + 70) * 1000)),
+        "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+    );
+}
+
+#[test]
+fn an_entry_never_outlives_its_deadline() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let token = token(&key1());
+    let bearer = format!("Bearer {token}");
+    decide(&tokens, &[("authorization", &bearer)], now * 1000);
+    let verified = tokens.get(&token).unwrap();
+    // exp + skew is the deadline: 60 s + 5 s.
+    assert_eq!(verified.expires_at_ms(5000), Some((now + 60) * 1000 + 5000));
+    tokens.insert(
+        &token,
+        verified,
+        clerk_forward_auth::domain::time::now_ms() - 1,
+    );
+    assert!(
+        tokens.get(&token).is_none(),
+        "an entry past its deadline was served"
+    );
+    // A token already expired is not remembered at all.
+    let old = token_with(&key1(), json!({"exp": now - 3600}));
+    let fresh = VerifiedTokens::new(100, &metrics);
+    decide(
+        &fresh,
+        &[("authorization", &format!("Bearer {old}"))],
+        now * 1000,
+    );
+    assert!(fresh.get(&old).is_none());
+}
+
+#[test]
+fn request_dependent_cookie_checks_are_never_cached() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let session = token_with(&key1(), json!({"iat": now - 30}));
+    let signed_in = format!("__session={session}; __client_uat={}", now - 60);
+    let page = ("sec-fetch-dest", "document");
+    let host = ("x-forwarded-host", "app.example.com");
+    assert_eq!(
+        reason(&decide(
+            &tokens,
+            &[("cookie", &signed_in), page, host],
+            now * 1000
+        )),
+        "signed-in"
+    );
+    assert!(tokens.get(&session).is_some());
+    // The client changed since (sign-out or org switch elsewhere): client_uat now postdates
+    // the cached token, which must not be taken at its word.
+    let outdated = format!("__session={session}; __client_uat={now}");
+    assert_eq!(
+        reason(&decide(
+            &tokens,
+            &[("cookie", &outdated), page, host],
+            now * 1000
+        )),
+        "session-token-iat-before-client-uat"
+    );
+    let no_uat = format!("__session={session}");
+    assert_eq!(
+        reason(&decide(&tokens, &[("cookie", &no_uat), host], now * 1000)),
+        "session-token-but-no-client-uat"
+    );
+}
+
+#[tokio::test]
+async fn a_hit_needs_the_key_that_verified_it_to_still_be_current() {
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let env = clerk.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("CLERK_FA_JWKS_MIN_REFETCH_MS", "0"));
+    let app = TestApp::spawn(&env).await;
+    app.wait_ready(200).await;
+    let remembered = token(&key1());
+    assert_eq!(app.bearer(&remembered).await.status(), 200);
+    assert_eq!(app.bearer(&remembered).await.status(), 200);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"clerk_forward_auth_token_cache_lookups_total{result="hit"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+    // Clerk rotates key1 out; a token of the new key makes the service fetch the new set.
+    clerk.serve_keys(&[&key2()]);
+    assert_eq!(app.bearer(&token(&key2())).await.status(), 200);
+    let response = app.bearer(&remembered).await;
+    assert_eq!(
+        response.status(),
+        401,
+        "a token of a removed key was served from the cache"
+    );
+    assert_eq!(
+        header(&response, "x-clerk-auth-reason"),
+        Some("jwk-kid-mismatch")
+    );
+}
+
+#[tokio::test]
+async fn a_reload_that_narrows_authorized_parties_applies_to_cached_tokens() {
+    let file = ConfigFile::new("");
+    let app = TestApp::spawn_with_file(Some(&file.path), &[("CLERK_JWT_KEY", PUBLIC_PEM)]).await;
+    let remembered = token(&key1());
+    assert_eq!(app.bearer(&remembered).await.status(), 200);
+    file.write("[clerk]\nauthorized_parties = [\"https://only.example.com\"]\n");
+    app.reloader.reload().unwrap();
+    let response = app.bearer(&remembered).await;
+    assert_eq!(
+        header(&response, "x-clerk-auth-reason"),
+        Some("token-invalid-authorized-parties")
+    );
+}
+
+#[tokio::test]
+async fn no_token_cache_verifies_every_token() {
+    let app = TestApp::networkless(&[("CLERK_FA_CACHE_MAX_TOKENS", "0")]).await;
+    let token = token(&key1());
+    for _ in 0..3 {
+        assert_eq!(app.bearer(&token).await.status(), 200);
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"clerk_forward_auth_token_cache_lookups_total{result="hit"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&metrics, "clerk_forward_auth_token_cache_entries"),
+        0.0
+    );
+}
