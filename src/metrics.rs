@@ -35,7 +35,24 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub token_cache: IntCounterVec,
     pub token_cache_entries: IntGauge,
+    /// Handles resolved once for the per-request path: a labelled lookup costs a hash and a
+    /// lock on every request.
+    allowed: prometheus::IntCounter,
+    latency: Vec<(&'static str, prometheus::Histogram)>,
 }
+
+/// Every `outcome` label value a decision can have.
+pub const OUTCOMES: [&str; 9] = [
+    "allow",
+    "signed-out",
+    "handshake",
+    "return",
+    "sign-in",
+    "forbidden",
+    "anonymous",
+    "unavailable",
+    "bad-request",
+];
 
 /// How a JWKS fetch ended: a bounded label value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +148,11 @@ impl Metrics {
         registry.register(Box::new(jwks_last_refresh_age.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         jwks_last_refresh_age.set(f64::NAN);
+        let allowed = decisions.with_label_values(&["allow", "none"]);
+        let latency = OUTCOMES
+            .iter()
+            .map(|o| (*o, decision_seconds.with_label_values(&[o])))
+            .collect();
         Ok(Self {
             registry,
             decisions,
@@ -144,9 +166,27 @@ impl Metrics {
             handshake_resolutions,
             refreshes,
             config_reloads,
+            allowed,
+            latency,
             token_cache,
             token_cache_entries,
         })
+    }
+
+    /// Counts one decision and its latency.
+    pub fn decided(&self, outcome: &'static str, reason: &'static str, seconds: f64) {
+        if outcome == "allow" && reason == "none" {
+            self.allowed.inc();
+        } else {
+            self.decisions.with_label_values(&[outcome, reason]).inc();
+        }
+        match self.latency.iter().find(|(o, _)| *o == outcome) {
+            Some((_, histogram)) => histogram.observe(seconds),
+            None => self
+                .decision_seconds
+                .with_label_values(&[outcome])
+                .observe(seconds),
+        }
     }
 
     pub fn jwks_fetched(&self, outcome: FetchOutcome, keys: Option<usize>) {

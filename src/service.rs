@@ -184,12 +184,12 @@ impl Service {
     }
 
     /// Decides one auth request.
-    pub async fn decide<H: Headers + HeaderPairs>(
+    pub async fn decide<'a, H: Headers + HeaderPairs>(
         &self,
-        headers: &H,
-        line: AuthRequestLine<'_>,
+        headers: &'a H,
+        line: AuthRequestLine<'a>,
         how: How,
-    ) -> (Decision, Outcome) {
+    ) -> (Decision, Outcome<'a>) {
         let ctx = RequestContext::from_headers(
             headers,
             how.forwarded_headers.unwrap_or(self.forwarded_headers),
@@ -206,11 +206,15 @@ impl Service {
             .decide_matched(&ctx, &matched, how.no_side_effects)
             .await;
         let outcome = Outcome {
-            host: ctx.request.host.to_owned(),
-            path: ctx.request.path().to_owned(),
+            host: ctx.request.host,
+            path: ctx.request.path(),
             rule: matched.names.join("+"),
             redirect_count: ctx.redirect_count(),
-            public_url: ctx.clerk_url.as_ref().map(ToString::to_string),
+            public_url: if how.public_url {
+                ctx.clerk_url().map(ToString::to_string)
+            } else {
+                None
+            },
         };
         (decision, outcome)
     }
@@ -256,14 +260,14 @@ impl Service {
 
 /// What the decision log line says about the original request (never the query, which can
 /// carry handshake tokens).
-pub struct Outcome {
-    pub host: String,
-    pub path: String,
+pub struct Outcome<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
     /// The matched rule names.
     pub rule: String,
     /// The request's `__clerk_redirect_count`.
     pub redirect_count: f64,
-    /// The original request's public URL, when it has one.
+    /// The original request's public URL, when asked for and it has one.
     pub public_url: Option<String>,
 }
 
@@ -274,4 +278,6 @@ pub struct How {
     pub extra: Vec<HasParams>,
     pub forwarded_headers: Option<ForwardedHeaders>,
     pub no_side_effects: bool,
+    /// Report the public URL in the outcome (for `/answer`).
+    pub public_url: bool,
 }

@@ -16,7 +16,7 @@ use super::signin::sign_in_redirect;
 pub enum Decision {
     /// 200 with identity headers.
     Allow {
-        auth: SessionAuth,
+        auth: std::sync::Arc<SessionAuth>,
         set_cookies: Vec<String>,
     },
     /// 401: signed out.
@@ -103,7 +103,7 @@ impl Decision {
             let cookies = CookieChoice::new(options, ctx, now_ms, &super::verified::NoCache);
             sign_in_redirect(
                 options,
-                ctx.clerk_url.as_ref(),
+                ctx.clerk_url(),
                 cookies.dev_browser.as_deref(),
                 pending,
             )

@@ -219,6 +219,18 @@ impl Policy {
     /// than one way (encoded slashes) is matched under each reading, and the request must
     /// satisfy every rule so found: the strictest reading wins.
     pub fn matched(&self, method: &str, host: &str, raw_path: &str) -> Matched {
+        if self.rules.is_empty() {
+            // No rule can match: the path need not even be read.
+            return Matched {
+                names: vec!["default".to_owned()],
+                action: self.default,
+                requirements: if self.default_requirements.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![self.default_requirements.clone()]
+                },
+            };
+        }
         let mut matched = Matched {
             names: Vec::new(),
             action: Action::Public,

@@ -20,7 +20,7 @@ pub struct Verified {
     pub key: Arc<VerifyingKey>,
     kid: Option<Box<str>>,
     claims: Map<String, Value>,
-    pub auth: SessionAuth,
+    pub auth: Arc<SessionAuth>,
     /// A machine or non-session token (spec §2.2 step 1).
     pub machine: bool,
 }
@@ -36,7 +36,7 @@ impl Verified {
             key,
             kid: jwt.kid().map(Box::from),
             claims,
-            auth: SessionAuth::from_claims(payload),
+            auth: Arc::new(SessionAuth::from_claims(payload)),
             machine: jwt.is_machine_or_non_session(),
         }
     }

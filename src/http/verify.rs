@@ -233,19 +233,17 @@ async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> Http
         extra: query.extra,
         forwarded_headers: pairs.as_ref().map(|_| ForwardedHeaders::XForwarded),
         no_side_effects: endpoint == Endpoint::Verify && shape == Shape::Nginx,
+        public_url: endpoint == Endpoint::Answer,
     };
     let line = AuthRequestLine {
         method: req.method().as_str(),
         tail,
     };
     let live = state.live.load_full();
+    let own = ActixHeaders(req.headers());
     let (decision, outcome) = match &pairs {
         Some(list) => live.service.decide(list, line, how).await,
-        None => {
-            live.service
-                .decide(&ActixHeaders(req.headers()), line, how)
-                .await
-        }
+        None => live.service.decide(&own, line, how).await,
     };
     let response = match (endpoint, shape) {
         (Endpoint::Answer, _) => render_answer(&decision, &live.headers, &outcome),

@@ -20,8 +20,8 @@ use crate::domain::verified::{Token, TokenCache};
 #[derive(Clone)]
 pub struct RequestContext<'a> {
     pub request: OriginalRequest<'a>,
-    /// The public URL (spec §1.2), when the forwarded host and scheme make one.
-    pub clerk_url: Option<Url>,
+    /// The public URL (spec §1.2), built on first use: most requests never need it.
+    clerk_url: std::cell::OnceCell<Option<Url>>,
     pub authorization: Option<&'a str>,
     pub cookies: ClerkCookies<'a>,
     pub sec_fetch_dest: Option<&'a str>,
@@ -51,7 +51,7 @@ impl<'a> RequestContext<'a> {
     ) -> Self {
         let request = OriginalRequest::from_headers(mode, headers, line);
         Self {
-            clerk_url: public_url(&request),
+            clerk_url: std::cell::OnceCell::new(),
             authorization: headers.get("authorization"),
             cookies: ClerkCookies::parse(headers, cookie_suffix),
             sec_fetch_dest: headers.get("sec-fetch-dest"),
@@ -64,6 +64,13 @@ impl<'a> RequestContext<'a> {
             all_headers: headers,
             request,
         }
+    }
+
+    /// The public URL (spec §1.2), when the forwarded host and scheme make one.
+    pub fn clerk_url(&self) -> Option<&Url> {
+        self.clerk_url
+            .get_or_init(|| public_url(&self.request))
+            .as_ref()
     }
 
     /// The bearer token, with Clerk's parsing: split on spaces into at most two parts; a

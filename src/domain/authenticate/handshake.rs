@@ -21,7 +21,7 @@ pub fn handshake_url(
     cookies: &CookieChoice<'_>,
     reason: &Reason,
 ) -> Option<String> {
-    let clerk_url = ctx.clerk_url.as_ref()?;
+    let clerk_url = ctx.clerk_url()?;
     let mut redirect = clerk_url.clone();
     remove_query_params(&mut redirect, &["__clerk_db_jwt", "__dev_session"]);
     let base = frontend_api_base(options, clerk_url);

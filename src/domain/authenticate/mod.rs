@@ -80,6 +80,10 @@ pub enum OrgTarget {
 }
 
 impl OrgSync {
+    pub fn is_configured(&self) -> bool {
+        self.organization.is_some() || self.personal_account.is_some()
+    }
+
     /// Organization patterns first (an `id` param, else a `slug` param), then personal ones.
     pub fn target(&self, path: &str) -> Option<OrgTarget> {
         if let Some(params) = self.organization.as_ref().and_then(|p| p.matches(path)) {
@@ -112,7 +116,8 @@ impl OrgSync {
 #[allow(clippy::large_enum_variant)]
 pub enum RequestState {
     SignedIn {
-        auth: SessionAuth,
+        /// Shared with the token cache: a hit costs no copy.
+        auth: Arc<SessionAuth>,
         carrier: TokenCarrier,
         set_cookies: Vec<String>,
         location: Option<String>,
@@ -244,7 +249,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         raw: &str,
         token: Token<'_>,
         now_ms: i64,
-    ) -> Result<SessionAuth, TokenError> {
+    ) -> Result<Arc<SessionAuth>, TokenError> {
         let options = &self.options.verify;
         if let Token::Cached(verified) = &token {
             let current = matches!(
@@ -304,8 +309,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                     );
                 }
                 let location = self.options.sign_in_url.as_deref().and_then(|sign_in| {
-                    let mut url = ctx.clerk_url.as_ref()?.join(sign_in).ok()?;
-                    let current = ctx.clerk_url.as_ref()?.to_string();
+                    let mut url = ctx.clerk_url()?.join(sign_in).ok()?;
+                    let current = ctx.clerk_url()?.to_string();
                     crate::domain::urls::append_query_param(
                         &mut url,
                         "__clerk_redirect_url",
@@ -441,7 +446,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         }
 
         // 15. Organization sync.
-        if let Some(path) = ctx.clerk_url.as_ref().map(Url::path)
+        if self.options.org_sync.is_configured()
+            && let Some(path) = ctx.clerk_url().map(Url::path)
             && let Some(target) = self.options.org_sync.target(path)
             && is_org_mismatch(&auth, &target)
         {
@@ -555,10 +561,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             .and_then(Value::as_str)
             .filter(|sid| !sid.is_empty())
             .ok_or(RefreshError::ExpiredSessionTokenMissingSidClaim)?;
-        let clerk_url = ctx
-            .clerk_url
-            .as_ref()
-            .ok_or(RefreshError::UnexpectedSdkError)?;
+        let clerk_url = ctx.clerk_url().ok_or(RefreshError::UnexpectedSdkError)?;
         let mut request_headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, value) in ctx.all_headers.pairs() {
             request_headers.entry(name).or_default().push(value);
@@ -580,7 +583,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             .await
             .map_err(|_| RefreshError::InvalidSessionToken)?;
         Ok(RequestState::SignedIn {
-            auth: SessionAuth::from_claims(&claims),
+            auth: Arc::new(SessionAuth::from_claims(&claims)),
             carrier: TokenCarrier::Cookie,
             set_cookies: directives,
             location: Some(clerk_url.to_string()),
@@ -604,7 +607,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             return None;
         }
         let dev = self.options.is_dev();
-        let clerk_url = ctx.clerk_url.as_ref()?;
+        let clerk_url = ctx.clerk_url()?;
         // Clerk's production SDK adds these cookies to the app's own response; a forward-auth
         // hop cannot, so a page load goes back to the cleaned URL with them, as in development.
         let redirect = dev || ctx.is_doc_eligible();
@@ -685,7 +688,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             Ok(claims) => {
                 self.observer.handshake_resolution(Resolution::SignedIn);
                 Some(RequestState::SignedIn {
-                    auth: SessionAuth::from_claims(&claims),
+                    auth: Arc::new(SessionAuth::from_claims(&claims)),
                     carrier: TokenCarrier::Cookie,
                     set_cookies,
                     location,
@@ -745,7 +748,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
 
     /// A `referer` from another origin that is not one of Clerk's own hosts.
     fn is_cross_origin_referrer(&self, ctx: &RequestContext<'_>) -> bool {
-        let (Some(referer), Some(clerk_url)) = (ctx.referer, ctx.clerk_url.as_ref()) else {
+        let (Some(referer), Some(clerk_url)) = (ctx.referer, ctx.clerk_url()) else {
             return false;
         };
         let Ok(referer) = Url::parse(referer) else {
