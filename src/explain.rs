@@ -123,7 +123,7 @@ pub async fn explain(settings: &Settings, request: &Request) -> Result<String, S
     let _ = writeln!(
         out,
         "\nRule      {} → {}",
-        matched.names.join(" + "),
+        matched.names,
         matched.action.as_str()
     );
     for requirements in &matched.requirements {

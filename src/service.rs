@@ -208,7 +208,7 @@ impl Service {
         let outcome = Outcome {
             host: ctx.request.host,
             path: ctx.request.path(),
-            rule: matched.names.join("+"),
+            rule: matched.names,
             redirect_count: ctx.redirect_count(),
             public_url: if how.public_url {
                 ctx.clerk_url().map(ToString::to_string)
@@ -264,7 +264,7 @@ pub struct Outcome<'a> {
     pub host: &'a str,
     pub path: &'a str,
     /// The matched rule names.
-    pub rule: String,
+    pub rule: crate::domain::rules::RuleNames,
     /// The request's `__clerk_redirect_count`.
     pub redirect_count: f64,
     /// The original request's public URL, when asked for and it has one.

@@ -220,7 +220,7 @@ fn rule(index: usize, raw: RawRule) -> Result<Rule, Vec<String>> {
             .collect());
     }
     Ok(Rule {
-        name,
+        name: name.into(),
         hosts,
         paths,
         case_sensitive: raw.case_sensitive,

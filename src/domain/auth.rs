@@ -21,6 +21,45 @@ pub struct SessionAuth {
     pub plans: Option<String>,
     /// `fva`: minutes since first and second factor verification, -1 for never.
     pub factor_verification_age: Option<[i64; 2]>,
+    /// What an adapter derives from this identity (its answer headers), built once per
+    /// remembered session instead of once per request.
+    pub rendered: Rendered,
+}
+
+/// A write-once slot for an adapter's rendering of an identity. It takes no part in
+/// comparisons, and a copy starts empty.
+#[derive(Default)]
+pub struct Rendered(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Rendered {
+    /// The value of type `T` kept here, built by `init` on first use. `None` only if a
+    /// value of another type is already kept.
+    pub fn get_or_init<T: std::any::Any + Send + Sync>(
+        &self,
+        init: impl FnOnce() -> T,
+    ) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl Clone for Rendered {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Rendered {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Rendered {}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rendered")
+    }
 }
 
 impl SessionAuth {

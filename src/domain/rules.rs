@@ -1,6 +1,8 @@
 //! Route rules: which requirement applies to an original request (first match wins), path
 //! normalisation that cannot be used to dodge a rule, and requirements added on the auth URL.
 
+use std::sync::Arc;
+
 use super::auth::SessionAuth;
 use super::has::{HasParams, Missing, Reverification};
 use super::pattern::PathPatterns;
@@ -85,7 +87,7 @@ pub enum PathMatch {
 /// One rule. Empty host and method lists match everything.
 #[derive(Clone, Debug)]
 pub struct Rule {
-    pub name: String,
+    pub name: Arc<str>,
     /// Exact hosts or `*.example.com` wildcards (any subdomain, not the apex), lower-case.
     pub hosts: Vec<String>,
     pub paths: PathMatch,
@@ -187,7 +189,7 @@ impl Default for Policy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matched {
     /// Rule names, `default` when none matched.
-    pub names: Vec<String>,
+    pub names: RuleNames,
     pub action: Action,
     pub requirements: Vec<Requirements>,
 }
@@ -222,7 +224,7 @@ impl Policy {
         if self.rules.is_empty() {
             // No rule can match: the path need not even be read.
             return Matched {
-                names: vec!["default".to_owned()],
+                names: RuleNames(vec![default_name()]),
                 action: self.default,
                 requirements: if self.default_requirements.is_empty() {
                     Vec::new()
@@ -232,7 +234,7 @@ impl Policy {
             };
         }
         let mut matched = Matched {
-            names: Vec::new(),
+            names: RuleNames(Vec::new()),
             action: Action::Public,
             requirements: Vec::new(),
         };
@@ -241,13 +243,13 @@ impl Policy {
                 r.matches_method(method) && r.matches_host(host) && r.matches_path(&path)
             });
             let (name, action, requirements) = match rule {
-                Some(rule) => (rule.name.as_str(), rule.action, &rule.requirements),
-                None => ("default", self.default, &self.default_requirements),
+                Some(rule) => (rule.name.clone(), rule.action, &rule.requirements),
+                None => (default_name(), self.default, &self.default_requirements),
             };
-            if matched.names.iter().any(|n| n == name) {
+            if matched.names.0.contains(&name) {
                 continue;
             }
-            matched.names.push(name.to_owned());
+            matched.names.0.push(name);
             matched.action = strictest(matched.action, action);
             if !requirements.is_empty() {
                 matched.requirements.push(requirements.clone());
@@ -258,6 +260,29 @@ impl Policy {
         }
         matched
     }
+}
+
+/// The names of the rules a request matched, shown joined with `+`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleNames(pub Vec<Arc<str>>);
+
+impl std::fmt::Display for RuleNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// `default`, shared rather than allocated per request.
+fn default_name() -> Arc<str> {
+    static DEFAULT: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from("default"));
+    DEFAULT.clone()
 }
 
 fn strictest(a: Action, b: Action) -> Action {

@@ -1,0 +1,234 @@
+//! Micro-benchmarks of the request path: token verification (cache hit and miss), the RSA
+//! check itself, rebuilding the original request, and the whole decision.
+//!
+//! `cargo bench --bench decide`
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use clerk_forward_auth::config::Settings;
+use clerk_forward_auth::domain::authenticate::{Authenticator, Quiet, RequestContext};
+use clerk_forward_auth::domain::backend::NoBackend;
+use clerk_forward_auth::domain::cookies::ClerkCookies;
+use clerk_forward_auth::domain::jwt::{Jwt, verify_signature};
+use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
+use clerk_forward_auth::domain::request::{
+    AuthRequestLine, ForwardedHeaders, HeaderList, OriginalRequest,
+};
+use clerk_forward_auth::domain::time::now_ms;
+use clerk_forward_auth::domain::verified::{NoCache, TokenCache};
+use clerk_forward_auth::metrics::Metrics;
+use clerk_forward_auth::mint::{Signer, session_claims};
+use clerk_forward_auth::service::{How, Service};
+use clerk_forward_auth::token_cache::VerifiedTokens;
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const PK: &str = "pk_test_ZXhhbXBsZS5jbGVyay5hY2NvdW50cy5kZXYk"; // example.clerk.accounts.dev
+const PEM: &str = include_str!("../tests/fixtures/key1.pub.pem");
+
+/// Polls a future that never waits (a static key resolves at once).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            return out;
+        }
+    }
+}
+
+fn signer() -> Signer {
+    Signer::from_pkcs8_pem(include_str!("../tests/fixtures/key1.pem"), "ins_test_key1").unwrap()
+}
+
+fn token() -> String {
+    let now = now_ms() / 1000;
+    signer().sign(&session_claims(
+        "user_2abcDEF",
+        "example.clerk.accounts.dev",
+        now,
+        3600,
+    ))
+}
+
+fn settings() -> Settings {
+    let env: HashMap<String, String> = [
+        ("CLERK_PUBLISHABLE_KEY", PK),
+        ("CLERK_JWT_KEY", PEM),
+        ("CLERK_AUTHORIZED_PARTIES", "http://localhost:3000"),
+        ("CLERK_FA_FORWARDED_HEADERS", "x-forwarded"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Settings::load(None, &env).unwrap().0
+}
+
+/// The headers the load harness sends: Traefik's forwarded set and a browser fetch.
+fn headers(token: &str) -> HeaderList {
+    let bearer = format!("Bearer {token}");
+    HeaderList::new(&[
+        ("host", "127.0.0.1:8080"),
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-uri", "/api/items?page=2"),
+        ("x-forwarded-for", "203.0.113.7"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+        ),
+        ("accept", "*/*"),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("authorization", &bearer),
+    ])
+}
+
+fn verification(c: &mut Criterion) {
+    let settings = settings();
+    let keys = StaticKey(Arc::new(VerifyingKey::from_pem(PEM).unwrap()));
+    let metrics = Metrics::new().unwrap();
+    let cache = VerifiedTokens::new(1000, &metrics);
+    let token = token();
+    let list = headers(&token);
+    let line = AuthRequestLine {
+        method: "GET",
+        tail: None,
+    };
+    let run = |tokens: &dyn TokenCache| {
+        let ctx = RequestContext::from_headers(&list, ForwardedHeaders::XForwarded, line, "sfx");
+        let auth = Authenticator {
+            options: &settings.clerk,
+            keys: &keys,
+            backend: &NoBackend,
+            observer: &Quiet,
+            tokens,
+        };
+        ready(auth.authenticate(&ctx, now_ms()))
+    };
+    let mut group = c.benchmark_group("verification");
+    group.bench_function("cache hit", |b| b.iter(|| black_box(run(&cache))));
+    group.bench_function("cache miss (RSA every time)", |b| {
+        b.iter(|| black_box(run(&NoCache)))
+    });
+    let jwt = Jwt::decode(&token).unwrap();
+    let key = Arc::new(VerifyingKey::from_pem(PEM).unwrap());
+    group.bench_function("RSA-2048 signature alone", |b| {
+        b.iter(|| verify_signature(black_box(&jwt), &key))
+    });
+    group.bench_function("decode alone", |b| {
+        b.iter(|| Jwt::decode(black_box(&token)).is_ok())
+    });
+    group.finish();
+}
+
+fn rebuild(c: &mut Criterion) {
+    let token = token();
+    let list = headers(&token);
+    let cookie = HeaderList::new(&[(
+        "cookie",
+        "__clerk_db_jwt=dvb_2abc; __client_uat=1795694400; __session=eyJhbGciOiJSUzI1NiJ9.e30.c2ln; theme=dark",
+    )]);
+    let line = AuthRequestLine {
+        method: "GET",
+        tail: None,
+    };
+    let mut group = c.benchmark_group("rebuild");
+    group.bench_function("original request (x-forwarded)", |b| {
+        b.iter(|| {
+            black_box(OriginalRequest::from_headers(
+                ForwardedHeaders::XForwarded,
+                &list,
+                line,
+            ))
+        })
+    });
+    group.bench_function("clerk cookies", |b| {
+        b.iter(|| black_box(ClerkCookies::parse(&cookie, "nx2hSE6I")))
+    });
+    group.finish();
+}
+
+fn whole_decision(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let settings = settings();
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let service = Service::new(&settings, &metrics, None).unwrap();
+    let token = token();
+    let list = headers(&token);
+    let line = AuthRequestLine {
+        method: "GET",
+        tail: None,
+    };
+    let mut group = c.benchmark_group("decision");
+    group.bench_function("signed in, repeated token", |b| {
+        b.iter(|| black_box(ready(service.decide(&list, line, How::default())).0))
+    });
+    let anonymous = HeaderList::new(&[
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", "/"),
+    ]);
+    group.bench_function("signed out, no credentials", |b| {
+        b.iter(|| black_box(ready(service.decide(&anonymous, line, How::default())).0))
+    });
+    group.finish();
+}
+
+/// The RSA check three ways: jsonwebtoken's `crypto::verify` (aws-lc-rs backend), which
+/// builds a verifier and decodes the base64 signature on every call; the same with the
+/// signature already decoded; and an aws-lc-rs key parsed once.
+fn crypto(c: &mut Criterion) {
+    use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let token = token();
+    let (input, sig_b64) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig_b64).unwrap();
+    let jwk = signer().jwk();
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = URL_SAFE_NO_PAD.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e);
+    let parsed: ParsedPublicKey = RsaPublicKeyComponents {
+        n: &n[..],
+        e: &e[..],
+    }
+    .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
+    .unwrap();
+    let mut group = c.benchmark_group("crypto");
+    group.bench_function("jsonwebtoken crypto::verify (aws-lc-rs)", |b| {
+        b.iter(|| {
+            jsonwebtoken::crypto::verify(
+                sig_b64,
+                input.as_bytes(),
+                &decoding,
+                jsonwebtoken::Algorithm::RS256,
+            )
+            .unwrap()
+        })
+    });
+    group.bench_function("aws-lc-rs key parsed once", |b| {
+        b.iter(|| parsed.verify_sig(input.as_bytes(), &sig).is_ok())
+    });
+    group.bench_function("sha-256 of the token (cache key)", |b| {
+        b.iter(|| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(token.as_bytes()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verification, rebuild, whole_decision, crypto);
+criterion_main!(benches);
