@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::request::Headers;
+use super::request::{Headers, Name};
 
 /// The cookies Clerk's request authentication reads (spec §1.4). Suffixed variants are kept
 /// apart; the choice between them is made later (`usesSuffixedCookies`).
@@ -25,7 +25,7 @@ impl<'a> ClerkCookies<'a> {
     /// Reads every `Cookie` header in order; `suffix` is the publishable key's cookie suffix.
     pub fn parse<H: Headers>(headers: &'a H, suffix: &str) -> Self {
         let mut found = Self::default();
-        for header in headers.get_all("cookie") {
+        for header in headers.get_all(Name::Cookie) {
             for (name, value) in pairs(header) {
                 let slot = match name {
                     "__session" => &mut found.session,

@@ -274,15 +274,21 @@ pub async fn verified_key<K: KeySource>(
     jwt: &Jwt<'_>,
     keys: &K,
 ) -> Result<Arc<VerifyingKey>, TokenError> {
+    check_category(jwt)?;
+    let key = keys.key(jwt.kid()).await?;
+    verify_signature(jwt, &key)?;
+    Ok(key)
+}
+
+/// The check `verifyToken` makes before looking up a key: the category.
+pub fn check_category(jwt: &Jwt<'_>) -> Result<(), TokenError> {
     if jwt.header_str("cat") == Some(CATEGORY_M2M) {
         return Err(TokenError::new(
             TokenErrorReason::TokenInvalid,
             "Invalid session token category",
         ));
     }
-    let key = keys.key(jwt.kid()).await?;
-    verify_signature(jwt, &key)?;
-    Ok(key)
+    Ok(())
 }
 
 /// Header checks and the signature, before any claim is looked at (no claim oracle).

@@ -1,10 +1,72 @@
 //! Rebuilds the original request (method, scheme, host, path) from what each proxy forwards.
 
-/// Read-only access to the auth request's headers. Names are lower-case; values that are not
-/// visible ASCII are treated as absent, so hostile bytes never reach the decision.
+/// The headers decisions read. A closed set, so adapters can resolve each name once
+/// instead of parsing a string on every lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Name {
+    Authorization,
+    Cookie,
+    Host,
+    Accept,
+    SecFetchDest,
+    Referer,
+    Origin,
+    AccessControlRequestMethod,
+    XForwardedMethod,
+    XForwardedProto,
+    XForwardedHost,
+    XForwardedUri,
+    XOriginalUrl,
+    XOriginalUri,
+    XOriginalMethod,
+}
+
+impl Name {
+    pub const ALL: [Self; 15] = [
+        Self::Authorization,
+        Self::Cookie,
+        Self::Host,
+        Self::Accept,
+        Self::SecFetchDest,
+        Self::Referer,
+        Self::Origin,
+        Self::AccessControlRequestMethod,
+        Self::XForwardedMethod,
+        Self::XForwardedProto,
+        Self::XForwardedHost,
+        Self::XForwardedUri,
+        Self::XOriginalUrl,
+        Self::XOriginalUri,
+        Self::XOriginalMethod,
+    ];
+
+    /// The lower-case header name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::Cookie => "cookie",
+            Self::Host => "host",
+            Self::Accept => "accept",
+            Self::SecFetchDest => "sec-fetch-dest",
+            Self::Referer => "referer",
+            Self::Origin => "origin",
+            Self::AccessControlRequestMethod => "access-control-request-method",
+            Self::XForwardedMethod => "x-forwarded-method",
+            Self::XForwardedProto => "x-forwarded-proto",
+            Self::XForwardedHost => "x-forwarded-host",
+            Self::XForwardedUri => "x-forwarded-uri",
+            Self::XOriginalUrl => "x-original-url",
+            Self::XOriginalUri => "x-original-uri",
+            Self::XOriginalMethod => "x-original-method",
+        }
+    }
+}
+
+/// Read-only access to the auth request's headers. Values that are not visible ASCII are
+/// treated as absent, so hostile bytes never reach the decision.
 pub trait Headers {
-    fn get(&self, name: &str) -> Option<&str>;
-    fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str>;
+    fn get(&self, name: Name) -> Option<&str>;
+    fn get_all(&self, name: Name) -> impl Iterator<Item = &str>;
 }
 
 /// Every header as `(name, value)` pairs, for calls that forward them all (session refresh).
@@ -77,10 +139,10 @@ impl<'a> OriginalRequest<'a> {
             ForwardedHeaders::XOriginal => Self::x_original(headers, line),
             ForwardedHeaders::Path => Self::envoy_path(headers, line),
             ForwardedHeaders::Auto => {
-                if headers.get("x-forwarded-uri").is_some() {
+                if headers.get(Name::XForwardedUri).is_some() {
                     Self::x_forwarded(headers, line)
-                } else if headers.get("x-original-url").is_some()
-                    || headers.get("x-original-uri").is_some()
+                } else if headers.get(Name::XOriginalUrl).is_some()
+                    || headers.get(Name::XOriginalUri).is_some()
                 {
                     Self::x_original(headers, line)
                 } else {
@@ -92,17 +154,17 @@ impl<'a> OriginalRequest<'a> {
 
     fn x_forwarded<H: Headers>(headers: &'a H, line: AuthRequestLine<'a>) -> Self {
         Self {
-            method: headers.get("x-forwarded-method").unwrap_or(line.method),
+            method: headers.get(Name::XForwardedMethod).unwrap_or(line.method),
             scheme: forwarded_proto(headers).unwrap_or("http"),
             host: forwarded_host(headers).unwrap_or(""),
-            path_and_query: headers.get("x-forwarded-uri").unwrap_or("/"),
+            path_and_query: headers.get(Name::XForwardedUri).unwrap_or("/"),
         }
     }
 
     fn x_original<H: Headers>(headers: &'a H, line: AuthRequestLine<'a>) -> Self {
-        let method = headers.get("x-original-method").unwrap_or(line.method);
+        let method = headers.get(Name::XOriginalMethod).unwrap_or(line.method);
         if let Some((scheme, host, path_and_query)) =
-            headers.get("x-original-url").and_then(split_absolute_url)
+            headers.get(Name::XOriginalUrl).and_then(split_absolute_url)
         {
             return Self {
                 method,
@@ -117,7 +179,7 @@ impl<'a> OriginalRequest<'a> {
             method,
             scheme: forwarded_proto(headers).unwrap_or("http"),
             host: forwarded_host(headers).unwrap_or(""),
-            path_and_query: headers.get("x-original-uri").unwrap_or("/"),
+            path_and_query: headers.get(Name::XOriginalUri).unwrap_or("/"),
         }
     }
 
@@ -165,18 +227,17 @@ impl HeaderPairs for HeaderList {
 }
 
 impl Headers for HeaderList {
-    fn get(&self, name: &str) -> Option<&str> {
+    fn get(&self, name: Name) -> Option<&str> {
         self.0
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| k == name.as_str())
             .map(|(_, v)| v.as_str())
     }
 
-    fn get_all<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
-        let name = name.to_owned();
+    fn get_all(&self, name: Name) -> impl Iterator<Item = &str> {
         self.0
             .iter()
-            .filter(move |(k, _)| *k == name)
+            .filter(move |(k, _)| k == name.as_str())
             .map(|(_, v)| v.as_str())
     }
 }
@@ -189,14 +250,14 @@ fn first_value(value: &str) -> Option<&str> {
 }
 
 fn forwarded_proto<H: Headers>(headers: &H) -> Option<&str> {
-    headers.get("x-forwarded-proto").and_then(first_value)
+    headers.get(Name::XForwardedProto).and_then(first_value)
 }
 
 fn forwarded_host<H: Headers>(headers: &H) -> Option<&str> {
     headers
-        .get("x-forwarded-host")
+        .get(Name::XForwardedHost)
         .and_then(first_value)
-        .or_else(|| headers.get("host").and_then(first_value))
+        .or_else(|| headers.get(Name::Host).and_then(first_value))
 }
 
 /// Splits `scheme://host/path?query` without allocating. Anything that is not an absolute

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::auth::SessionAuth;
-use super::jwt::Jwt;
+use super::jwt::{Jwt, TokenError};
 use super::keys::VerifyingKey;
 
 /// The claims decisions read after verification: the claim checks (`sub`, `aud`, `azp`,
@@ -62,11 +62,37 @@ impl Verified {
     }
 }
 
+/// A token known to fail, so a forged or stale token repeated is refused without the RSA
+/// check. Each is remembered briefly and only while what it depends on holds.
+#[derive(Debug)]
+pub enum Rejected {
+    /// It fails before any key is involved (it does not decode, or has the M2M category).
+    Malformed(TokenError),
+    /// It fails against this key (header or signature): only while `key` is the one its kid
+    /// resolves to.
+    WithKey {
+        kid: Option<Box<str>>,
+        key: Arc<VerifyingKey>,
+        error: TokenError,
+    },
+    /// It is correctly signed but failed a claim check (typically expired). The checks run
+    /// again on every hit, so a token whose `nbf` is reached passes then.
+    Claims(Arc<Verified>),
+}
+
+/// How long a rejection is remembered.
+pub const REJECTION_TTL_MS: i64 = 60_000;
+
 /// Where verified tokens are remembered. Implementations must bound their size and drop an
 /// entry at its `expires_at_ms`.
 pub trait TokenCache: Send + Sync {
     fn get(&self, token: &str) -> Option<Arc<Verified>>;
     fn insert(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64);
+    /// A rejection remembered for `token`.
+    fn rejected(&self, _token: &str) -> Option<Arc<Rejected>> {
+        None
+    }
+    fn reject(&self, _token: &str, _rejected: Arc<Rejected>, _until_ms: i64) {}
 }
 
 /// No cache: every token is verified (`--no-token-cache`, and the rare paths).

@@ -226,3 +226,50 @@ async fn no_token_cache_verifies_every_token() {
         0.0
     );
 }
+
+#[test]
+fn a_remembered_rejection_is_checked_again_so_a_token_becomes_valid_at_its_nbf() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let early = token_with(
+        &key1(),
+        json!({"nbf": now + 30, "iat": now, "exp": now + 90}),
+    );
+    let h = [("authorization", format!("Bearer {early}"))];
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        reason(&decide(&tokens, &h, now * 1000)),
+        "session-token-nbf"
+    );
+    assert_eq!(
+        reason(&decide(&tokens, &h, now * 1000 + 1000)),
+        "session-token-nbf"
+    );
+    assert_eq!(reason(&decide(&tokens, &h, (now + 40) * 1000)), "signed-in");
+}
+
+#[test]
+fn forged_and_expired_tokens_are_refused_the_same_way_every_time() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    for (token, want) in [
+        (token(&key2()), "token-invalid-signature"),
+        (
+            token_with(&key1(), json!({"exp": now - 60})),
+            "session-token-expired-refresh-non-eligible-no-refresh-cookie",
+        ),
+        ("not.a.jwt".to_owned(), "token-invalid"),
+    ] {
+        let bearer = format!("Bearer {token}");
+        let first = decide(&tokens, &[("authorization", &bearer)], now * 1000);
+        let again = decide(&tokens, &[("authorization", &bearer)], now * 1000 + 500);
+        assert_eq!(reason(&first), want);
+        assert_eq!(reason(&again), want);
+        assert!(
+            tokens.rejected(&token).is_some(),
+            "{want} was not remembered"
+        );
+    }
+}

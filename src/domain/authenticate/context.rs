@@ -11,7 +11,7 @@ use crate::domain::cookies::ClerkCookies;
 use crate::domain::instance::InstanceType;
 use crate::domain::jwt::{Jwt, truthy};
 use crate::domain::request::{
-    AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, OriginalRequest,
+    AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, Name, OriginalRequest,
 };
 use crate::domain::urls::{public_url, query_param};
 use crate::domain::verified::{Token, TokenCache};
@@ -52,15 +52,15 @@ impl<'a> RequestContext<'a> {
         let request = OriginalRequest::from_headers(mode, headers, line);
         Self {
             clerk_url: std::cell::OnceCell::new(),
-            authorization: headers.get("authorization"),
+            authorization: headers.get(Name::Authorization),
             cookies: ClerkCookies::parse(headers, cookie_suffix),
-            sec_fetch_dest: headers.get("sec-fetch-dest"),
-            accept: headers.get("accept"),
-            referer: headers.get("referer"),
-            origin: headers.get("origin"),
+            sec_fetch_dest: headers.get(Name::SecFetchDest),
+            accept: headers.get(Name::Accept),
+            referer: headers.get(Name::Referer),
+            origin: headers.get(Name::Origin),
             is_preflight: request.method == "OPTIONS"
-                && headers.get("origin").is_some()
-                && headers.get("access-control-request-method").is_some(),
+                && headers.get(Name::Origin).is_some()
+                && headers.get(Name::AccessControlRequestMethod).is_some(),
             all_headers: headers,
             request,
         }

@@ -20,9 +20,10 @@ use super::backend::{ClerkBackend, RefreshRequest};
 use super::instance::{InstanceType, PublishableKey};
 use super::jwt::{self, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOptions};
 use super::keys::KeySource;
+use super::keys::VerifyingKey;
 use super::pattern::PathPatterns;
 use super::reason::{Reason, RefreshError};
-use super::verified::{Token, TokenCache, Verified};
+use super::verified::{REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
 use context::{js_number, number};
 
 /// The `__clerk_api_version` the handshake URL carries (the SDK's pinned BAPI version).
@@ -232,18 +233,37 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         }
     }
 
-    /// A session token, from the cache of verified tokens or decoded now.
+    /// A session token, from the cache of verified tokens or decoded now. A token remembered
+    /// as malformed fails at once; one remembered as correctly signed but failing its claims
+    /// comes back with its claims, which are checked again.
     fn token<'t>(&self, raw: &'t str) -> Result<Token<'t>, TokenError> {
-        match self.tokens.get(raw) {
-            Some(verified) => Ok(Token::Cached(verified)),
-            None => Jwt::decode(raw).map(Token::Decoded),
+        if let Some(verified) = self.tokens.get(raw) {
+            return Ok(Token::Cached(verified));
         }
+        match self.tokens.rejected(raw).as_deref() {
+            Some(Rejected::Malformed(error)) => return Err(error.clone()),
+            Some(Rejected::Claims(verified)) => return Ok(Token::Cached(verified.clone())),
+            Some(Rejected::WithKey { .. }) | None => {}
+        }
+        Jwt::decode(raw)
+            .map(Token::Decoded)
+            .inspect_err(|error| self.reject(raw, Rejected::Malformed(error.clone())))
     }
 
-    /// `verifyToken`, remembering what the signature established. A remembered token skips
-    /// decoding and the signature, but only while the key that verified it is still current,
-    /// and its claims (times included) are checked again now; any doubt takes the full path,
-    /// which also produces Clerk's exact error.
+    fn reject(&self, raw: &str, rejected: Rejected) {
+        let until = crate::domain::time::now_ms() + REJECTION_TTL_MS;
+        self.tokens.reject(raw, Arc::new(rejected), until);
+    }
+
+    /// Whether `key` is still the key `kid` resolves to.
+    async fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        matches!(self.keys.key(kid).await, Ok(current) if Arc::ptr_eq(&current, key))
+    }
+
+    /// `verifyToken`, remembering what it established. A remembered token skips decoding and
+    /// the signature, but only while the key that verified it is still current; its claims
+    /// (times included) are checked again now. A remembered failure is repeated without the
+    /// RSA check, under the same condition.
     async fn verify(
         &self,
         raw: &str,
@@ -251,29 +271,54 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         now_ms: i64,
     ) -> Result<Arc<SessionAuth>, TokenError> {
         let options = &self.options.verify;
-        if let Token::Cached(verified) = &token {
-            let current = matches!(
-                self.keys.key(verified.kid()).await,
-                Ok(key) if Arc::ptr_eq(&key, &verified.key)
-            );
-            if current && jwt::check_claims(verified.claims(), options, now_ms).is_ok() {
-                return Ok(verified.auth.clone());
-            }
+        if let Token::Cached(verified) = &token
+            && self.is_current(verified.kid(), &verified.key).await
+        {
+            jwt::check_claims(verified.claims(), options, now_ms)?;
+            return Ok(verified.auth.clone());
+        }
+        if let Some(rejected) = self.tokens.rejected(raw)
+            && let Rejected::WithKey { kid, key, error } = &*rejected
+            && self.is_current(kid.as_deref(), key).await
+        {
+            return Err(error.clone());
         }
         let jwt = match token {
             Token::Decoded(jwt) => jwt,
             Token::Cached(_) => Jwt::decode(raw)?,
         };
-        let key = jwt::verified_key(&jwt, self.keys).await?;
-        let verified = Verified::new(&jwt, key);
-        let auth = verified.auth.clone();
-        if let Some(expires_at) = verified.expires_at_ms(options.clock_skew_ms)
-            && expires_at > now_ms
-        {
-            self.tokens.insert(raw, Arc::new(verified), expires_at);
+        if let Err(error) = jwt::check_category(&jwt) {
+            self.reject(raw, Rejected::Malformed(error.clone()));
+            return Err(error);
         }
-        jwt::check_claims(jwt.payload(), options, now_ms)?;
-        Ok(auth)
+        // Key failures (unknown kid, JWKS down) are not the token's fault: not remembered.
+        let key = self.keys.key(jwt.kid()).await?;
+        if let Err(error) = jwt::verify_signature(&jwt, &key) {
+            let kid = jwt.kid().map(Box::from);
+            self.reject(
+                raw,
+                Rejected::WithKey {
+                    kid,
+                    key,
+                    error: error.clone(),
+                },
+            );
+            return Err(error);
+        }
+        let verified = Arc::new(Verified::new(&jwt, key));
+        let remembered = verified
+            .expires_at_ms(options.clock_skew_ms)
+            .filter(|expires_at| *expires_at > now_ms);
+        if let Some(expires_at) = remembered {
+            self.tokens.insert(raw, verified.clone(), expires_at);
+        }
+        if let Err(error) = jwt::check_claims(jwt.payload(), options, now_ms) {
+            if remembered.is_none() {
+                self.reject(raw, Rejected::Claims(verified));
+            }
+            return Err(error);
+        }
+        Ok(verified.auth.clone())
     }
 
     /// Spec §2.3, the cookie path, in its order.
