@@ -16,6 +16,36 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// Starts `serve` on a free port with `env` only (JSON logs), and returns it with its port.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u64) {
+    use std::io::{BufRead, BufReader};
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_clear()
+        .env("CLERK_FA_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before listening")
+            .unwrap();
+        if line.contains("serving /verify") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["port"].as_u64().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
 #[test]
 fn check_config_lists_every_problem_and_exits_1() {
     let (code, out) = run(
@@ -74,37 +104,21 @@ fn serve_refuses_an_invalid_configuration_with_a_clear_error() {
 /// The real binary: `serve` reloads its rules on SIGHUP and exits 0 on SIGTERM.
 #[tokio::test]
 async fn serve_reloads_on_sighup_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
 
     let rules = |action: &str| {
         format!("[[authorization.rules]]\npath_prefix = \"/x\"\naction = \"{action}\"\n")
     };
     let file = crate::helpers::ConfigFile::new(&rules("public"));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&file.path)
-        .env_clear()
-        .env("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK)
-        .env("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM)
-        .env("CLERK_FA_SHUTDOWN_DELAY_MS", "0")
-        .env("CLERK_FA_LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if line.contains("serving /verify") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["port"].as_u64().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let config = file.path.to_str().unwrap();
+    let (mut child, port) = serve(
+        &["--config", config],
+        &[
+            ("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK),
+            ("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM),
+            ("CLERK_FA_SHUTDOWN_DELAY_MS", "0"),
+        ],
+    );
     let client = reqwest::Client::new();
     let status = || async {
         client
@@ -206,7 +220,6 @@ fn explain_walks_through_rule_token_checks_and_answer() {
 /// closes and in-flight requests finish; the process exits 0 and no request is lost.
 #[tokio::test]
 async fn sigterm_drains_without_losing_a_request() {
-    use std::io::{BufRead, BufReader};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
@@ -214,31 +227,16 @@ async fn sigterm_drains_without_losing_a_request() {
     use crate::helpers::*;
 
     let clerk = FakeClerk::start(&[&key1()]).await;
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("CLERK_PUBLISHABLE_KEY", PROD_PK)
-        .env("CLERK_SECRET_KEY", SECRET)
-        .env("CLERK_API_URL", &clerk.base)
-        .env("CLERK_FA_JWKS_MIN_REFETCH_MS", "60000")
-        .env("CLERK_FA_SHUTDOWN_DELAY_MS", "700")
-        .env("CLERK_FA_LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if line.contains("serving /verify") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            break v["port"].as_u64().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, port) = serve(
+        &[],
+        &[
+            ("CLERK_PUBLISHABLE_KEY", PROD_PK),
+            ("CLERK_SECRET_KEY", SECRET),
+            ("CLERK_API_URL", &clerk.base),
+            ("CLERK_FA_JWKS_MIN_REFETCH_MS", "60000"),
+            ("CLERK_FA_SHUTDOWN_DELAY_MS", "700"),
+        ],
+    );
     let base = format!("http://127.0.0.1:{port}");
     // One connection per request, so a closing listener shows as a refused connection and
     // anything else is a lost request.

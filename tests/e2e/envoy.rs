@@ -65,15 +65,7 @@ async fn envoy(backends: &Backends) -> Proxy {
 async fn envoy_recipe_passes_every_scenario() {
     let mut backends = Backends::start(&[]).await;
     let proxy = envoy(&backends).await;
-    scenarios::signed_in_reaches_upstream(&proxy).await;
-    scenarios::api_without_session_is_401(&proxy, &backends.upstream).await;
-    scenarios::page_without_session_goes_to_sign_in(&proxy, &backends).await;
-    scenarios::expired_session_goes_to_the_handshake(&proxy).await;
-    scenarios::handshake_completes(&proxy, &backends).await;
-    scenarios::missing_permission_is_403(&proxy, &backends.upstream).await;
-    scenarios::forged_headers_are_harmless(&proxy, &backends.upstream).await;
-    scenarios::post_with_body_does_not_hang(&proxy).await;
-    scenarios::auth_down_fails_closed(&proxy, &mut backends).await;
+    scenarios::all(&proxy, &mut backends).await;
 }
 
 /// What only this recipe's own lines guarantee: the check's headers are Envoy's, not the

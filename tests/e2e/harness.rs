@@ -445,6 +445,19 @@ pub fn member_token() -> String {
 pub mod scenarios {
     use super::*;
 
+    /// All nine, in order (the last stops the service).
+    pub async fn all(proxy: &Proxy, backends: &mut Backends) {
+        signed_in_reaches_upstream(proxy).await;
+        api_without_session_is_401(proxy, &backends.upstream).await;
+        page_without_session_goes_to_sign_in(proxy, backends).await;
+        expired_session_goes_to_the_handshake(proxy).await;
+        handshake_completes(proxy, backends).await;
+        missing_permission_is_403(proxy, &backends.upstream).await;
+        forged_headers_are_harmless(proxy, &backends.upstream).await;
+        post_with_body_does_not_hang(proxy).await;
+        auth_down_fails_closed(proxy, backends).await;
+    }
+
     /// Scenario 1: a signed-in request reaches the upstream with the identity headers.
     pub async fn signed_in_reaches_upstream(proxy: &Proxy) {
         let auth = format!("Bearer {}", admin_token());
