@@ -89,23 +89,7 @@ async fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
 async fn nginx(backends: &Backends, tls_port: u16) -> (Proxy, PathBuf) {
     let scratch = Scratch::new("nginx-browser");
     let port = harness::free_port();
-    let headers = scratch.write(
-        "clerk-forward-auth-headers.conf",
-        &harness::recipe("deploy/nginx/clerk-forward-auth-headers.conf", &[]),
-    );
-    let site = harness::recipe(
-        "deploy/nginx/clerk-forward-auth.conf",
-        &[
-            ("127.0.0.1:9090", backends.auth_addr()),
-            ("127.0.0.1:3000", backends.upstream_addr()),
-            ("listen 8000;", format!("listen 127.0.0.1:{port};")),
-            (
-                "/etc/nginx/clerk-forward-auth-headers.conf",
-                headers.display().to_string(),
-            ),
-        ],
-    );
-    let site = scratch.write("clerk-forward-auth.conf", &site);
+    let site = crate::nginx::write_recipe(backends, &scratch, port);
     let (cert, key) = certificate(&scratch.0).await;
     let fapi = scratch.write(
         "clerk-frontend-api.conf",
@@ -135,15 +119,7 @@ async fn nginx(backends: &Backends, tls_port: u16) -> (Proxy, PathBuf) {
         fapi.display(),
     );
     let conf = scratch.write("nginx.conf", &main);
-    let mut command = Command::new(harness::binary("nginx"));
-    command.args([
-        "-p",
-        &dir,
-        "-c",
-        &conf.display().to_string(),
-        "-g",
-        "daemon off;",
-    ]);
+    let command = crate::nginx::command(&scratch, &conf);
     (Proxy::start(command, port, scratch).await, access)
 }
 

@@ -1,12 +1,13 @@
 //! nginx `auth_request` with `deploy/nginx/`: redirects through the 401 → `/answer` hop.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::{self, Backends, Proxy, Scratch, scenarios};
 
-async fn nginx(backends: &Backends) -> Proxy {
-    let scratch = Scratch::new("nginx");
-    let port = harness::free_port();
+/// Writes the recipe into `scratch`, templated for the test's ports; returns the site file
+/// to `include` in the `http` block.
+pub fn write_recipe(backends: &Backends, scratch: &Scratch, port: u16) -> PathBuf {
     let headers = scratch.write(
         "clerk-forward-auth-headers.conf",
         &harness::recipe("deploy/nginx/clerk-forward-auth-headers.conf", &[]),
@@ -23,7 +24,27 @@ async fn nginx(backends: &Backends) -> Proxy {
             ),
         ],
     );
-    let site = scratch.write("clerk-forward-auth.conf", &site);
+    scratch.write("clerk-forward-auth.conf", &site)
+}
+
+/// nginx in the foreground with `conf` and its state in `scratch`.
+pub fn command(scratch: &Scratch, conf: &Path) -> Command {
+    let mut command = Command::new(harness::binary("nginx"));
+    command.args([
+        "-p",
+        &scratch.0.display().to_string(),
+        "-c",
+        &conf.display().to_string(),
+        "-g",
+        "daemon off;",
+    ]);
+    command
+}
+
+async fn nginx(backends: &Backends) -> Proxy {
+    let scratch = Scratch::new("nginx");
+    let port = harness::free_port();
+    let site = write_recipe(backends, &scratch, port);
     let dir = scratch.0.display().to_string();
     let main = format!(
         "user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
@@ -34,16 +55,7 @@ async fn nginx(backends: &Backends) -> Proxy {
         site.display()
     );
     let conf = scratch.write("nginx.conf", &main);
-    let mut command = Command::new(harness::binary("nginx"));
-    command.args([
-        "-p",
-        &dir,
-        "-c",
-        &conf.display().to_string(),
-        "-g",
-        "daemon off;",
-    ]);
-    Proxy::start(command, port, scratch).await
+    Proxy::start(command(&scratch, &conf), port, scratch).await
 }
 
 #[tokio::test]
