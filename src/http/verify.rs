@@ -30,42 +30,30 @@ const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
 const EMPTY: HeaderValue = HeaderValue::from_static("");
 const MAX_MESSAGE_HEADER_BYTES: usize = 1024;
 
-/// The identity header names, parsed once from the settings.
+/// The identity header names, parsed once from the settings, in `identity_values`' order.
 pub struct ResponseHeaders {
-    user_id: HeaderName,
-    session_id: HeaderName,
-    org_id: HeaderName,
-    org_role: HeaderName,
-    org_slug: HeaderName,
-    org_permissions: HeaderName,
-    actor_id: HeaderName,
+    names: [HeaderName; 7],
 }
 
 impl ResponseHeaders {
     pub fn new(names: &IdentityHeaders) -> Result<Self, header::InvalidHeaderName> {
         let name = |n: &str| HeaderName::from_bytes(n.as_bytes());
         Ok(Self {
-            user_id: name(&names.user_id)?,
-            session_id: name(&names.session_id)?,
-            org_id: name(&names.org_id)?,
-            org_role: name(&names.org_role)?,
-            org_slug: name(&names.org_slug)?,
-            org_permissions: name(&names.org_permissions)?,
-            actor_id: name(&names.actor_id)?,
+            names: [
+                name(&names.user_id)?,
+                name(&names.session_id)?,
+                name(&names.org_id)?,
+                name(&names.org_role)?,
+                name(&names.org_slug)?,
+                name(&names.org_permissions)?,
+                name(&names.actor_id)?,
+            ],
         })
     }
 
     /// Every identity header, empty: a public route still overwrites forged copies.
     fn anonymous(&self, builder: &mut HttpResponseBuilder) {
-        for name in [
-            &self.user_id,
-            &self.session_id,
-            &self.org_id,
-            &self.org_role,
-            &self.org_slug,
-            &self.org_permissions,
-            &self.actor_id,
-        ] {
+        for name in &self.names {
             builder.insert_header((name.clone(), EMPTY));
         }
     }
@@ -73,27 +61,16 @@ impl ResponseHeaders {
     /// Every identity header, always: empty when unknown, so a proxy that copies them
     /// overwrites any copy a client forged. The values are built once per identity.
     fn identity(&self, builder: &mut HttpResponseBuilder, auth: &SessionAuth) {
-        let values = auth.rendered.get_or_init(|| identity_values(auth));
-        let names = [
-            &self.user_id,
-            &self.session_id,
-            &self.org_id,
-            &self.org_role,
-            &self.org_slug,
-            &self.org_permissions,
-            &self.actor_id,
-        ];
-        match values {
-            Some(values) => {
-                for (name, value) in names.into_iter().zip(values) {
-                    builder.insert_header((name.clone(), value.clone()));
-                }
-            }
+        let built;
+        let values = match auth.rendered.get_or_init(|| identity_values(auth)) {
+            Some(values) => values,
             None => {
-                for (name, value) in names.into_iter().zip(identity_values(auth)) {
-                    builder.insert_header((name.clone(), value));
-                }
+                built = identity_values(auth);
+                &built
             }
+        };
+        for (name, value) in self.names.iter().zip(values) {
+            builder.insert_header((name.clone(), value.clone()));
         }
     }
 }
