@@ -28,6 +28,8 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
 const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
 const EMPTY: HeaderValue = HeaderValue::from_static("");
+/// ingress-nginx marks its auth subrequests with it.
+const X_SENT_FROM: HeaderName = HeaderName::from_static("x-sent-from");
 const MAX_MESSAGE_HEADER_BYTES: usize = 1024;
 
 /// The identity header names, parsed once from the settings, in `identity_values`' order.
@@ -95,39 +97,81 @@ fn identity_values(auth: &SessionAuth) -> [HeaderValue; 7] {
     })
 }
 
-/// Read-only view of actix's header map for the domain.
-struct ActixHeaders<'a>(&'a HeaderMap);
+/// Read-only view of actix's header map for the domain, indexed in one pass: the domain
+/// asks for up to 15 names, some several times, and each hashed lookup plus check of the
+/// value cost more than the rest of a cached decision.
+struct ActixHeaders<'a> {
+    map: &'a HeaderMap,
+    /// The first value of each name the domain reads, as `Name::ALL` orders them; `None`
+    /// when absent or not visible ASCII.
+    first: [Option<&'a str>; Name::ALL.len()],
+    /// Names that came more than once, one bit per `Name`.
+    repeated: u32,
+}
+
+impl<'a> ActixHeaders<'a> {
+    fn new(map: &'a HeaderMap) -> Self {
+        let mut first = [None; Name::ALL.len()];
+        let mut seen = 0u32;
+        let mut repeated = 0u32;
+        for (name, value) in map.iter() {
+            if let Some(name) = Name::parse(name.as_str()) {
+                let bit = 1 << name as u32;
+                if seen & bit != 0 {
+                    repeated |= bit;
+                } else {
+                    seen |= bit;
+                    first[name as usize] = visible_ascii(value.as_bytes());
+                }
+            }
+        }
+        Self {
+            map,
+            first,
+            repeated,
+        }
+    }
+}
+
+/// `HeaderValue::to_str`'s rule (visible ASCII or tab), without an early exit so that it
+/// compiles to vector instructions: the value checked most is an 800-byte token.
+fn visible_ascii(bytes: &[u8]) -> Option<&str> {
+    let mut invisible = false;
+    for &b in bytes {
+        invisible |= b.wrapping_sub(b' ') > b'~' - b' ' && b != b'\t';
+    }
+    if !invisible {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
+    }
+}
 
 impl HeaderPairs for ActixHeaders<'_> {
     fn pairs(&self) -> Vec<(String, String)> {
-        self.0
+        self.map
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect()
     }
 }
 
-/// The header names the domain reads, parsed once: looking a header up by `&str` parses
-/// (and for non-standard names allocates) the name on every call.
-fn header_name(name: Name) -> &'static HeaderName {
-    static NAMES: std::sync::LazyLock<Vec<HeaderName>> = std::sync::LazyLock::new(|| {
-        Name::ALL
-            .iter()
-            .map(|n| HeaderName::from_static(n.as_str()))
-            .collect()
-    });
-    &NAMES[name as usize]
-}
-
 impl Headers for ActixHeaders<'_> {
     fn get(&self, name: Name) -> Option<&str> {
-        self.0.get(header_name(name)).and_then(|v| v.to_str().ok())
+        self.first[name as usize]
     }
 
     fn get_all(&self, name: Name) -> impl Iterator<Item = &str> {
-        self.0
-            .get_all(header_name(name))
+        let all = (self.repeated & 1 << name as u32 != 0)
+            .then(|| self.map.get_all(HeaderName::from_static(name.as_str())));
+        let only = match all {
+            Some(_) => None,
+            None => self.first[name as usize],
+        };
+        all.into_iter()
+            .flatten()
             .filter_map(|v| v.to_str().ok())
+            .chain(only)
     }
 }
 
@@ -238,7 +282,7 @@ async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> Http
     let shape = query.shape.unwrap_or_else(|| {
         let ingress = req
             .headers()
-            .get("x-sent-from")
+            .get(X_SENT_FROM)
             .is_some_and(|v| v.as_bytes() == b"nginx-ingress-controller");
         if ingress {
             Shape::Nginx
@@ -257,7 +301,7 @@ async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> Http
         tail,
     };
     let live = state.live.load_full();
-    let own = ActixHeaders(req.headers());
+    let own = ActixHeaders::new(req.headers());
     let (decision, outcome) = match &pairs {
         Some(list) => live.service.decide(list, line, how).await,
         None => live.service.decide(&own, line, how).await,
@@ -272,14 +316,7 @@ async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> Http
     let label = decision.outcome();
     state
         .metrics
-        .decisions
-        .with_label_values(&[label, reason])
-        .inc();
-    state
-        .metrics
-        .decision_seconds
-        .with_label_values(&[label])
-        .observe(started.elapsed().as_secs_f64());
+        .decided(label, reason, started.elapsed().as_secs_f64());
     let user_id = match &decision {
         Decision::Allow { auth, .. } => auth.user_id.as_str(),
         _ => "",
@@ -317,7 +354,7 @@ fn return_url_headers(headers: &HeaderMap, rd: &str) -> Result<HeaderList, Strin
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
         None => url.host_str().unwrap_or("").to_owned(),
     };
-    let own = ActixHeaders(headers);
+    let own = ActixHeaders::new(headers);
     let own_host = own
         .get(Name::XForwardedHost)
         .or_else(|| own.get(Name::Host))
@@ -529,5 +566,45 @@ fn cookies(builder: &mut HttpResponseBuilder, set_cookies: &[String]) {
         if let Ok(value) = HeaderValue::from_str(cookie) {
             builder.append_header((header::SET_COOKIE, value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn visible_ascii_agrees_with_to_str(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                prop_assert_eq!(visible_ascii(&bytes), value.to_str().ok());
+            }
+        }
+    }
+
+    #[test]
+    fn the_index_keeps_first_values_and_every_repeated_cookie() {
+        let mut map = HeaderMap::new();
+        let add = |map: &mut HeaderMap, name: &'static str, value: &'static [u8]| {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        };
+        add(&mut map, "cookie", b"a=1");
+        add(&mut map, "cookie", b"b=2");
+        add(&mut map, "x-forwarded-host", b"one.example");
+        add(&mut map, "x-forwarded-host", b"two.example");
+        add(&mut map, "authorization", b"Bearer \xff");
+        add(&mut map, "user-agent", b"curl");
+        let headers = ActixHeaders::new(&map);
+        let mut cookies: Vec<_> = headers.get_all(Name::Cookie).collect();
+        cookies.sort_unstable();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(headers.get(Name::XForwardedHost), Some("one.example"));
+        assert_eq!(headers.get(Name::Authorization), None, "not visible ASCII");
+        assert_eq!(headers.get(Name::Host), None);
+        assert_eq!(headers.get_all(Name::Accept).count(), 0);
     }
 }
