@@ -1,7 +1,10 @@
-//! The verified-token cache: a bounded moka cache keyed by the SHA-256 of the token, each
-//! entry dropped at its token's `exp` plus the clock skew, in front of which each worker
-//! thread keeps its most recent tokens, compared whole, so a browser's repeated token costs
-//! neither the hash nor the shared cache.
+//! The verified-token cache, in two tiers. A bounded moka cache keyed by the SHA-256 of the
+//! token remembers, for many sessions, only which key verified the token's signature: its
+//! entries are a few hundred bytes, so 100,000 sessions fit in tens of MiB, and a hit costs a
+//! decode instead of the RSA check. In front of it each worker thread keeps its most recent
+//! tokens whole, with all that verification established, compared byte for byte, so a
+//! browser's repeated token costs neither the hash nor the decode. Every entry is dropped at
+//! its token's `exp` plus the clock skew.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,27 +14,29 @@ use moka::sync::Cache;
 
 use prometheus::IntCounter;
 
+use crate::domain::keys::VerifyingKey;
 use crate::domain::time::now_ms;
-use crate::domain::verified::{Rejected, TokenCache, Verified};
+use crate::domain::verified::{Known, Rejected, TokenCache, Verified};
 use crate::metrics::Metrics;
 
 /// A cryptographic digest, so no token can be crafted to collide with a verified one.
 type Digest = [u8; 32];
 
+/// What the shared tier keeps of a token: the key that verified its signature.
 #[derive(Clone)]
-struct Entry {
-    verified: Arc<Verified>,
+struct Signed {
+    key: Arc<VerifyingKey>,
     expires_at_ms: i64,
 }
 
 /// Each entry lives until its own deadline.
 struct UntilExpiry;
 
-impl Expiry<Digest, Entry> for UntilExpiry {
+impl Expiry<Digest, Signed> for UntilExpiry {
     fn expire_after_create(
         &self,
         _key: &Digest,
-        entry: &Entry,
+        entry: &Signed,
         _created: Instant,
     ) -> Option<Duration> {
         let left = entry.expires_at_ms.saturating_sub(now_ms()).max(0);
@@ -46,7 +51,8 @@ struct Recent {
     /// The `VerifiedTokens` the entry belongs to (tests run several in one process).
     owner: u64,
     token: Box<str>,
-    entry: Entry,
+    verified: Arc<Verified>,
+    expires_at_ms: i64,
 }
 
 thread_local! {
@@ -91,7 +97,7 @@ impl Expiry<Digest, RejectedEntry> for UntilRejectionExpiry {
 
 pub struct VerifiedTokens {
     id: u64,
-    cache: Cache<Digest, Entry>,
+    cache: Cache<Digest, Signed>,
     rejections: Cache<Digest, RejectedEntry>,
     hits: IntCounter,
     misses: IntCounter,
@@ -123,12 +129,13 @@ impl VerifiedTokens {
         out
     }
 
-    fn remember(&self, token: &str, index: usize, entry: Entry) {
+    fn remember(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
         RECENT.with_borrow_mut(|slots| {
-            slots[index] = Some(Recent {
+            slots[slot(token)] = Some(Recent {
                 owner: self.id,
                 token: token.into(),
-                entry,
+                verified,
+                expires_at_ms,
             });
         });
     }
@@ -139,52 +146,42 @@ impl VerifiedTokens {
 }
 
 impl TokenCache for VerifiedTokens {
-    fn get(&self, token: &str) -> Option<Arc<Verified>> {
+    fn lookup(&self, token: &str) -> Option<Known> {
         let now = now_ms();
-        let index = slot(token);
         let recent = RECENT.with_borrow(|slots| {
-            slots[index]
+            slots[slot(token)]
                 .as_ref()
-                .filter(|r| r.owner == self.id && &*r.token == token && r.entry.expires_at_ms > now)
-                .map(|r| r.entry.verified.clone())
+                .filter(|r| r.owner == self.id && r.expires_at_ms > now && &*r.token == token)
+                .map(|r| r.verified.clone())
         });
-        if recent.is_some() {
+        if let Some(verified) = recent {
             self.hits.inc();
-            return recent;
+            return Some(Known::Verified(verified));
         }
         // moka expires lazily; the deadline itself is authoritative.
-        let found = self
-            .cache
-            .get(&Self::digest(token))
-            .filter(|entry| entry.expires_at_ms > now);
-        match found {
-            Some(entry) => {
-                self.hits.inc();
-                let verified = entry.verified.clone();
-                self.remember(token, index, entry);
-                Some(verified)
-            }
-            None => {
-                self.misses.inc();
-                None
-            }
+        let digest = Self::digest(token);
+        if let Some(signed) = self.cache.get(&digest).filter(|s| s.expires_at_ms > now) {
+            self.hits.inc();
+            return Some(Known::Signed(signed.key));
         }
+        self.misses.inc();
+        self.rejections
+            .get(&digest)
+            .filter(|entry| entry.until_ms > now)
+            .map(|entry| Known::Rejected(entry.rejected))
     }
 
     fn insert(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
-        let entry = Entry {
-            verified,
+        let signed = Signed {
+            key: verified.key.clone(),
             expires_at_ms,
         };
-        self.remember(token, slot(token), entry.clone());
-        self.cache.insert(Self::digest(token), entry);
+        self.remember(token, verified, expires_at_ms);
+        self.cache.insert(Self::digest(token), signed);
     }
 
-    fn rejected(&self, token: &str) -> Option<Arc<Rejected>> {
-        self.rejections
-            .get(&Self::digest(token))
-            .filter(|entry| entry.until_ms > now_ms())
-            .map(|entry| entry.rejected)
+    fn recent(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
+        self.remember(token, verified, expires_at_ms);
     }
 
     fn reject(&self, token: &str, rejected: Arc<Rejected>, until_ms: i64) {

@@ -339,9 +339,56 @@ fn check_signature(jwt: &Jwt<'_>, key: &VerifyingKey, alg: Algorithm) -> Result<
     }
 }
 
+/// The registered claims that verification and the cookie rules read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    Sub,
+    Aud,
+    Azp,
+    Exp,
+    Nbf,
+    Iat,
+    Iss,
+}
+
+impl Claim {
+    pub const ALL: [Self; 7] = [
+        Self::Sub,
+        Self::Aud,
+        Self::Azp,
+        Self::Exp,
+        Self::Nbf,
+        Self::Iat,
+        Self::Iss,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Sub => "sub",
+            Self::Aud => "aud",
+            Self::Azp => "azp",
+            Self::Exp => "exp",
+            Self::Nbf => "nbf",
+            Self::Iat => "iat",
+            Self::Iss => "iss",
+        }
+    }
+}
+
+/// Where claims are read from: a decoded payload, or the few a remembered token keeps.
+pub trait Claims {
+    fn claim(&self, claim: Claim) -> Option<&Value>;
+}
+
+impl Claims for Map<String, Value> {
+    fn claim(&self, claim: Claim) -> Option<&Value> {
+        self.get(claim.name())
+    }
+}
+
 /// The inputs of one claim check.
 struct ClaimInput<'a> {
-    payload: &'a Map<String, Value>,
+    payload: &'a dyn Claims,
     options: &'a VerifyOptions,
     now: f64,
     skew: f64,
@@ -353,16 +400,16 @@ type ClaimCheck = fn(&ClaimInput<'_>) -> Result<(), TokenError>;
 const CLAIM_CHECKS: [(&str, ClaimCheck); 6] = [
     ("sub", check_sub),
     ("aud", |i| {
-        check_audience(i.payload.get("aud"), &i.options.audience)
+        check_audience(i.payload.claim(Claim::Aud), &i.options.audience)
     }),
     ("azp", check_azp),
     ("exp", check_exp),
-    ("nbf", |i| check_not_after_now(i, "nbf")),
-    ("iat", |i| check_not_after_now(i, "iat")),
+    ("nbf", |i| check_not_after_now(i, Claim::Nbf)),
+    ("iat", |i| check_not_after_now(i, Claim::Iat)),
 ];
 
 fn claim_input<'a>(
-    payload: &'a Map<String, Value>,
+    payload: &'a dyn Claims,
     options: &'a VerifyOptions,
     now_ms: i64,
 ) -> ClaimInput<'a> {
@@ -378,7 +425,7 @@ fn claim_input<'a>(
 /// `sub`, `aud`, `azp`, `exp`, `nbf`, `iat`, in Clerk's order. Time checks depend on `now`,
 /// so this runs on every request even when the signature result is cached.
 pub fn check_claims(
-    payload: &Map<String, Value>,
+    payload: &dyn Claims,
     options: &VerifyOptions,
     now_ms: i64,
 ) -> Result<(), TokenError> {
@@ -387,7 +434,7 @@ pub fn check_claims(
 }
 
 fn check_sub(i: &ClaimInput<'_>) -> Result<(), TokenError> {
-    let sub = i.payload.get("sub");
+    let sub = i.payload.claim(Claim::Sub);
     if matches!(sub, Some(Value::String(_))) {
         return Ok(());
     }
@@ -405,7 +452,7 @@ fn check_azp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
     if parties.is_empty() {
         return Ok(());
     }
-    let azp = i.payload.get("azp");
+    let azp = i.payload.claim(Claim::Azp);
     let allowed = match azp {
         Some(Value::String(azp)) => !azp.is_empty() && parties.iter().any(|p| p == azp),
         _ => false,
@@ -424,13 +471,14 @@ fn check_azp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
 }
 
 /// A numeric date claim: `None` when absent, `Some(None)` when out of `Date`'s range.
-fn date_claim(i: &ClaimInput<'_>, name: &str) -> Result<Option<Option<f64>>, TokenError> {
-    let label = match name {
-        "exp" => "expiry date",
-        "nbf" => "not before date",
+fn date_claim(i: &ClaimInput<'_>, claim: Claim) -> Result<Option<Option<f64>>, TokenError> {
+    let name = claim.name();
+    let label = match claim {
+        Claim::Exp => "expiry date",
+        Claim::Nbf => "not before date",
         _ => "issued at date",
     };
-    match i.payload.get(name) {
+    match i.payload.claim(claim) {
         None => Ok(None),
         Some(Value::Number(n)) => Ok(Some(n.as_f64().and_then(seconds_to_time_ms))),
         Some(other) => Err(TokenError::ensure_clerk_jwt(
@@ -444,7 +492,7 @@ fn date_claim(i: &ClaimInput<'_>, name: &str) -> Result<Option<Option<f64>>, Tok
 }
 
 fn check_exp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
-    let Some(exp) = date_claim(i, "exp")? else {
+    let Some(exp) = date_claim(i, Claim::Exp)? else {
         return Err(TokenError::ensure_clerk_jwt(
             TokenErrorReason::TokenVerificationFailed,
             "Invalid JWT expiry date claim (exp) undefined. Expected number.",
@@ -464,15 +512,15 @@ fn check_exp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
 }
 
 /// `nbf` and `iat` fail when later than now plus the skew.
-fn check_not_after_now(i: &ClaimInput<'_>, name: &str) -> Result<(), TokenError> {
-    let Some(value) = date_claim(i, name)? else {
+fn check_not_after_now(i: &ClaimInput<'_>, claim: Claim) -> Result<(), TokenError> {
+    let Some(value) = date_claim(i, claim)? else {
         return Ok(());
     };
     if !value.is_some_and(|v| v > i.now + i.skew) {
         return Ok(());
     }
     let (current, at) = (utc_string(Some(i.now)), utc_string(value));
-    Err(if name == "nbf" {
+    Err(if claim == Claim::Nbf {
         TokenError::new(
             TokenErrorReason::TokenNotActiveYet,
             format!(
@@ -578,6 +626,9 @@ pub async fn explain<K: KeySource>(
 }
 
 fn check_audience(aud: Option<&Value>, audience: &[String]) -> Result<(), TokenError> {
+    if audience.iter().all(String::is_empty) {
+        return Ok(());
+    }
     let wanted: Vec<&str> = audience
         .iter()
         .map(String::as_str)

@@ -6,12 +6,26 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::auth::SessionAuth;
-use super::jwt::{Jwt, TokenError};
+use super::jwt::{Claim, Claims, Jwt, TokenError};
 use super::keys::VerifyingKey;
 
-/// The claims decisions read after verification: the claim checks (`sub`, `aud`, `azp`,
-/// `exp`, `nbf`, `iat`) and the cookie rules (`iss`). The rest of the payload is not kept.
-const KEPT_CLAIMS: [&str; 7] = ["sub", "aud", "azp", "exp", "nbf", "iat", "iss"];
+/// The claims decisions read after verification (the claim checks and the cookie rules'
+/// `iss`), each in its own slot: a hit reads six of them, and a lookup by name was most of
+/// the claim checks' cost. The rest of the payload is not kept.
+#[derive(Debug)]
+pub struct KeptClaims([Option<Value>; Claim::ALL.len()]);
+
+impl KeptClaims {
+    fn new(payload: &Map<String, Value>) -> Self {
+        Self(Claim::ALL.map(|claim| payload.claim(claim).cloned()))
+    }
+}
+
+impl Claims for KeptClaims {
+    fn claim(&self, claim: Claim) -> Option<&Value> {
+        self.0[claim as usize].as_ref()
+    }
+}
 
 /// A token whose signature verified.
 #[derive(Debug)]
@@ -19,7 +33,7 @@ pub struct Verified {
     /// The key that verified it: a hit counts only while this very key is still current.
     pub key: Arc<VerifyingKey>,
     kid: Option<Box<str>>,
-    claims: Map<String, Value>,
+    claims: KeptClaims,
     pub auth: Arc<SessionAuth>,
     /// A machine or non-session token (spec §2.2 step 1).
     pub machine: bool,
@@ -28,10 +42,7 @@ pub struct Verified {
 impl Verified {
     pub fn new(jwt: &Jwt<'_>, key: Arc<VerifyingKey>) -> Self {
         let payload = jwt.payload();
-        let claims = KEPT_CLAIMS
-            .iter()
-            .filter_map(|name| Some(((*name).to_owned(), payload.get(*name)?.clone())))
-            .collect();
+        let claims = KeptClaims::new(payload);
         Self {
             key,
             kid: jwt.kid().map(Box::from),
@@ -46,14 +57,14 @@ impl Verified {
     }
 
     /// The kept claims, enough for `check_claims` and the cookie rules.
-    pub fn claims(&self) -> &Map<String, Value> {
+    pub fn claims(&self) -> &KeptClaims {
         &self.claims
     }
 
     /// When the entry must be gone: the token's `exp` plus the clock skew. `None` when the
     /// token has no usable `exp` (it will never pass the checks, so it is not kept).
     pub fn expires_at_ms(&self, clock_skew_ms: i64) -> Option<i64> {
-        let exp = self.claims.get("exp")?.as_f64()?;
+        let exp = self.claims.claim(Claim::Exp)?.as_f64()?;
         let ms = exp.trunc() * 1000.0;
         // Anything past the year 10000 is capped; `Date` would reject it anyway.
         #[allow(clippy::cast_possible_truncation)]
@@ -83,15 +94,26 @@ pub enum Rejected {
 /// How long a rejection is remembered.
 pub const REJECTION_TTL_MS: i64 = 60_000;
 
+/// What a cache remembers of a token.
+#[derive(Debug)]
+pub enum Known {
+    /// Verified, with all that verification established: no decoding, no signature check.
+    Verified(Arc<Verified>),
+    /// Its signature verified with this key. It is decoded again but not checked again:
+    /// this is what a cache can keep of many sessions in little memory.
+    Signed(Arc<VerifyingKey>),
+    /// It failed.
+    Rejected(Arc<Rejected>),
+}
+
 /// Where verified tokens are remembered. Implementations must bound their size and drop an
 /// entry at its `expires_at_ms`.
 pub trait TokenCache: Send + Sync {
-    fn get(&self, token: &str) -> Option<Arc<Verified>>;
+    fn lookup(&self, token: &str) -> Option<Known>;
+    /// Remembers a token whose signature has just been checked.
     fn insert(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64);
-    /// A rejection remembered for `token`.
-    fn rejected(&self, _token: &str) -> Option<Arc<Rejected>> {
-        None
-    }
+    /// Keeps a token found `Known::Signed`, now decoded again, at hand.
+    fn recent(&self, _token: &str, _verified: Arc<Verified>, _expires_at_ms: i64) {}
     fn reject(&self, _token: &str, _rejected: Arc<Rejected>, _until_ms: i64) {}
 }
 
@@ -99,32 +121,33 @@ pub trait TokenCache: Send + Sync {
 pub struct NoCache;
 
 impl TokenCache for NoCache {
-    fn get(&self, _token: &str) -> Option<Arc<Verified>> {
+    fn lookup(&self, _token: &str) -> Option<Known> {
         None
     }
 
     fn insert(&self, _token: &str, _verified: Arc<Verified>, _expires_at_ms: i64) {}
 }
 
-/// A session token as the request path sees it: remembered, or decoded now.
+/// A session token as the request path sees it: remembered, or decoded now (with what the
+/// cache knew of it, if anything).
 pub enum Token<'t> {
     Cached(Arc<Verified>),
-    Decoded(Jwt<'t>),
+    Decoded(Jwt<'t>, Option<Known>),
 }
 
 impl Token<'_> {
-    /// The payload claims the cookie rules read (`iss`, `iat`, `exp`).
-    pub fn claims(&self) -> &Map<String, Value> {
+    /// A payload claim the cookie rules read (`iss`, `iat`, `exp`).
+    pub fn claim(&self, claim: Claim) -> Option<&Value> {
         match self {
-            Self::Cached(verified) => verified.claims(),
-            Self::Decoded(jwt) => jwt.payload(),
+            Self::Cached(verified) => verified.claims().claim(claim),
+            Self::Decoded(jwt, _) => jwt.payload().claim(claim),
         }
     }
 
     pub fn is_machine(&self) -> bool {
         match self {
             Self::Cached(verified) => verified.machine,
-            Self::Decoded(jwt) => jwt.is_machine_or_non_session(),
+            Self::Decoded(jwt, _) => jwt.is_machine_or_non_session(),
         }
     }
 }

@@ -8,7 +8,7 @@ use clerk_forward_auth::domain::authenticate::{
 use clerk_forward_auth::domain::backend::NoBackend;
 use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
 use clerk_forward_auth::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderList};
-use clerk_forward_auth::domain::verified::TokenCache;
+use clerk_forward_auth::domain::verified::{Known, TokenCache, Verified};
 use clerk_forward_auth::metrics::Metrics;
 use clerk_forward_auth::token_cache::VerifiedTokens;
 use serde_json::json;
@@ -37,7 +37,7 @@ fn decide(tokens: &VerifiedTokens, headers: &[(&str, &str)], now_ms: i64) -> Req
             .0
             .clerk
     };
-    let keys = StaticKey(Arc::new(VerifyingKey::from_pem(PUBLIC_PEM).unwrap()));
+    let keys = StaticKey(shared_key());
     let headers = HeaderList::new(headers);
     let line = AuthRequestLine {
         method: "GET",
@@ -62,6 +62,21 @@ fn decide(tokens: &VerifiedTokens, headers: &[(&str, &str)], now_ms: i64) -> Req
         .block_on(auth.authenticate(&ctx, now_ms))
 }
 
+/// One key for every decision, as in the service: a hit needs the very key that verified.
+fn shared_key() -> Arc<VerifyingKey> {
+    static KEY: std::sync::LazyLock<Arc<VerifyingKey>> =
+        std::sync::LazyLock::new(|| Arc::new(VerifyingKey::from_pem(PUBLIC_PEM).unwrap()));
+    KEY.clone()
+}
+
+/// The token as this thread's lookup sees it, fully verified.
+fn fully_known(tokens: &VerifiedTokens, token: &str) -> Option<Arc<Verified>> {
+    match tokens.lookup(token) {
+        Some(Known::Verified(verified)) => Some(verified),
+        _ => None,
+    }
+}
+
 fn reason(state: &RequestState) -> String {
     state
         .reason()
@@ -81,7 +96,7 @@ fn time_checks_run_again_on_every_hit() {
     let bearer = format!("Bearer {token}");
     let h = [("authorization", bearer.as_str())];
     assert_eq!(reason(&decide(&tokens, &h, now * 1000)), "signed-in");
-    assert!(tokens.get(&token).is_some());
+    assert!(fully_known(&tokens, &token).is_some());
     // A minute and more later the very same cached token is expired.
     assert_eq!(
         reason(&decide(&tokens, &h, (now + 70) * 1000)),
@@ -97,7 +112,7 @@ fn an_entry_never_outlives_its_deadline() {
     let token = token(&key1());
     let bearer = format!("Bearer {token}");
     decide(&tokens, &[("authorization", &bearer)], now * 1000);
-    let verified = tokens.get(&token).unwrap();
+    let verified = fully_known(&tokens, &token).unwrap();
     // exp + skew is the deadline: 60 s + 5 s.
     assert_eq!(verified.expires_at_ms(5000), Some((now + 60) * 1000 + 5000));
     tokens.insert(
@@ -106,7 +121,7 @@ fn an_entry_never_outlives_its_deadline() {
         clerk_forward_auth::domain::time::now_ms() - 1,
     );
     assert!(
-        tokens.get(&token).is_none(),
+        fully_known(&tokens, &token).is_none(),
         "an entry past its deadline was served"
     );
     // A token already expired is not remembered at all.
@@ -117,7 +132,7 @@ fn an_entry_never_outlives_its_deadline() {
         &[("authorization", &format!("Bearer {old}"))],
         now * 1000,
     );
-    assert!(fresh.get(&old).is_none());
+    assert!(fully_known(&fresh, &old).is_none());
 }
 
 #[test]
@@ -137,7 +152,7 @@ fn request_dependent_cookie_checks_are_never_cached() {
         )),
         "signed-in"
     );
-    assert!(tokens.get(&session).is_some());
+    assert!(fully_known(&tokens, &session).is_some());
     // The client changed since (sign-out or org switch elsewhere): client_uat now postdates
     // the cached token, which must not be taken at its word.
     let outdated = format!("__session={session}; __client_uat={now}");
@@ -268,8 +283,74 @@ fn forged_and_expired_tokens_are_refused_the_same_way_every_time() {
         assert_eq!(reason(&first), want);
         assert_eq!(reason(&again), want);
         assert!(
-            tokens.rejected(&token).is_some(),
+            matches!(tokens.lookup(&token), Some(Known::Rejected(_))),
             "{want} was not remembered"
         );
     }
+}
+
+#[test]
+fn other_workers_find_the_signature_and_keep_the_token_at_hand() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let token = token(&key1());
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        reason(&decide(&tokens, &[("authorization", &bearer)], now * 1000)),
+        "signed-in"
+    );
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Another worker's table is empty: the shared tier knows the signature only.
+            match tokens.lookup(&token) {
+                Some(Known::Signed(key)) => assert!(Arc::ptr_eq(&key, &shared_key())),
+                other => panic!("expected the signature to be known, got {other:?}"),
+            }
+            assert_eq!(
+                reason(&decide(&tokens, &[("authorization", &bearer)], now * 1000)),
+                "signed-in"
+            );
+            assert!(fully_known(&tokens, &token).is_some());
+        });
+    });
+}
+
+#[test]
+fn a_remembered_signature_is_not_checked_again_but_the_rest_is() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    // Signed by another key under key1's kid: only the remembered signature lets it pass,
+    // which is why the shared tier is keyed by a cryptographic digest of the whole token.
+    let forged = token(&key2());
+    let jwt = clerk_forward_auth::domain::jwt::Jwt::decode(&forged).unwrap();
+    let entry = Arc::new(Verified::new(&jwt, shared_key()));
+    tokens.insert(&forged, entry, (now + 60) * 1000);
+    let expired = token_with(&key2(), json!({"exp": now - 60}));
+    let jwt = clerk_forward_auth::domain::jwt::Jwt::decode(&expired).unwrap();
+    tokens.insert(
+        &expired,
+        Arc::new(Verified::new(&jwt, shared_key())),
+        (now + 60) * 1000,
+    );
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let bearer = format!("Bearer {forged}");
+            let state = decide(&tokens, &[("authorization", &bearer)], now * 1000);
+            assert_eq!(reason(&state), "signed-in");
+            // The claims are checked again all the same.
+            let bearer = format!("Bearer {expired}");
+            let state = decide(&tokens, &[("authorization", &bearer)], now * 1000);
+            assert_eq!(
+                reason(&state),
+                "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+            );
+        });
+    });
+    // Without the entry the same forged token is refused.
+    let fresh = VerifiedTokens::new(100, &metrics);
+    let bearer = format!("Bearer {forged}");
+    let state = decide(&fresh, &[("authorization", &bearer)], now * 1000);
+    assert_eq!(reason(&state), "token-invalid-signature");
 }

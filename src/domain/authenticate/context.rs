@@ -9,12 +9,12 @@ use url::Url;
 use super::ClerkOptions;
 use crate::domain::cookies::ClerkCookies;
 use crate::domain::instance::InstanceType;
-use crate::domain::jwt::{Jwt, truthy};
+use crate::domain::jwt::{Claim, Jwt, truthy};
 use crate::domain::request::{
     AuthRequestLine, ForwardedHeaders, HeaderPairs, Headers, Name, OriginalRequest,
 };
 use crate::domain::urls::{public_url, query_param};
-use crate::domain::verified::{Token, TokenCache};
+use crate::domain::verified::{Known, Token, TokenCache};
 
 /// Everything Clerk reads from a request, borrowed from the auth request's headers.
 #[derive(Clone)]
@@ -22,7 +22,8 @@ pub struct RequestContext<'a> {
     pub request: OriginalRequest<'a>,
     /// The public URL (spec §1.2), built on first use: most requests never need it.
     clerk_url: std::cell::OnceCell<Option<Url>>,
-    pub authorization: Option<&'a str>,
+    /// The token in `Authorization`, parsed once (it is read several times per request).
+    header_token: Option<&'a str>,
     pub cookies: ClerkCookies<'a>,
     pub sec_fetch_dest: Option<&'a str>,
     pub accept: Option<&'a str>,
@@ -42,6 +43,28 @@ impl std::fmt::Debug for RequestContext<'_> {
     }
 }
 
+/// The bearer token, with Clerk's parsing: split on spaces into at most two parts; a single
+/// part is the token, `Bearer` (case-sensitive) takes the second, any other scheme means no
+/// header token.
+fn header_token(value: &str) -> Option<&str> {
+    if value.is_empty() {
+        return None;
+    }
+    // The second part runs to the next space, so the whole token is searched: with memchr
+    // that is a few vector compares instead of a byte at a time.
+    let space = |s: &str| memchr::memchr(b' ', s.as_bytes());
+    let Some(end) = space(value) else {
+        return Some(value);
+    };
+    let (scheme, rest) = (&value[..end], &value[end + 1..]);
+    let token = &rest[..space(rest).unwrap_or(rest.len())];
+    match token {
+        "" => Some(scheme),
+        token if scheme == "Bearer" => Some(token),
+        _ => None,
+    }
+}
+
 impl<'a> RequestContext<'a> {
     pub fn from_headers<H: Headers + HeaderPairs>(
         headers: &'a H,
@@ -52,7 +75,7 @@ impl<'a> RequestContext<'a> {
         let request = OriginalRequest::from_headers(mode, headers, line);
         Self {
             clerk_url: std::cell::OnceCell::new(),
-            authorization: headers.get(Name::Authorization),
+            header_token: headers.get(Name::Authorization).and_then(header_token),
             cookies: ClerkCookies::parse(headers, cookie_suffix),
             sec_fetch_dest: headers.get(Name::SecFetchDest),
             accept: headers.get(Name::Accept),
@@ -73,18 +96,9 @@ impl<'a> RequestContext<'a> {
             .as_ref()
     }
 
-    /// The bearer token, with Clerk's parsing: split on spaces into at most two parts; a
-    /// single part is the token, `Bearer` (case-sensitive) takes the second, any other
-    /// scheme means no header token.
+    /// The bearer token from `Authorization`.
     pub fn header_token(&self) -> Option<&'a str> {
-        let value = self.authorization.filter(|v| !v.is_empty())?;
-        let mut parts = value.split(' ');
-        let scheme = parts.next().unwrap_or("");
-        match parts.next() {
-            None | Some("") => Some(scheme),
-            Some(token) if scheme == "Bearer" => Some(token),
-            Some(_) => None,
-        }
+        self.header_token
     }
 
     /// `isRequestEligibleForHandshake` (spec §2.6): a GET page load.
@@ -178,7 +192,7 @@ pub fn uses_suffixed_cookies(
     if let Some(decoded) = &decoded_session {
         // Rule 1: a session cookie without an issuer is malformed: stay unsuffixed so the
         // request ends signed out instead of in a handshake.
-        let issuer = decoded.as_ref().and_then(|token| token.claims().get("iss"));
+        let issuer = decoded.as_ref().and_then(|token| token.claim(Claim::Iss));
         let Some(issuer) = issuer.filter(|iss| truthy(iss)) else {
             return false;
         };
@@ -197,7 +211,7 @@ pub fn uses_suffixed_cookies(
     let iat_of = |decoded: Option<&Option<Token<'_>>>| {
         decoded
             .and_then(Option::as_ref)
-            .and_then(|token| number(token.claims().get("iat")))
+            .and_then(|token| number(token.claim(Claim::Iat)))
             .unwrap_or(0.0)
     };
     let decoded_suffixed = suffixed_session.map(peek);
@@ -219,7 +233,7 @@ pub fn uses_suffixed_cookies(
         let expired = decoded_suffixed
             .as_ref()
             .and_then(Option::as_ref)
-            .is_some_and(|token| number(token.claims().get("exp")).is_some_and(|exp| exp <= now_s));
+            .is_some_and(|token| number(token.claim(Claim::Exp)).is_some_and(|exp| exp <= now_s));
         if suffixed_uat != Some("0") && uat == Some("0") && expired {
             return false;
         }
@@ -233,9 +247,9 @@ pub fn uses_suffixed_cookies(
 
 /// A token verified before is read from the cache instead of being decoded again.
 fn peek<'t>(tokens: &dyn TokenCache, token: &'t str) -> Option<Token<'t>> {
-    match tokens.get(token) {
-        Some(verified) => Some(Token::Cached(verified)),
-        None => Jwt::decode(token).ok().map(Token::Decoded),
+    match tokens.lookup(token) {
+        Some(Known::Verified(verified)) => Some(Token::Cached(verified)),
+        _ => Jwt::decode(token).ok().map(|jwt| Token::Decoded(jwt, None)),
     }
 }
 
@@ -272,5 +286,42 @@ pub fn js_number(n: f64) -> String {
         int.to_string()
     } else {
         n.to_string()
+    }
+}
+
+#[cfg(test)]
+mod header_token_tests {
+    use super::header_token;
+    use proptest::prelude::*;
+
+    /// Clerk's parsing, written the way Clerk writes it.
+    fn split_on_spaces(value: &str) -> Option<&str> {
+        if value.is_empty() {
+            return None;
+        }
+        let mut parts = value.split(' ');
+        let scheme = parts.next().unwrap_or("");
+        match parts.next() {
+            None | Some("") => Some(scheme),
+            Some(token) if scheme == "Bearer" => Some(token),
+            Some(_) => None,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_splitting_on_spaces(value in "(Bearer|bearer|Basic|x| |\\.|ey){0,6}") {
+            prop_assert_eq!(header_token(&value), split_on_spaces(&value));
+        }
+    }
+
+    #[test]
+    fn edge_cases() {
+        assert_eq!(header_token("Bearer a b"), Some("a"));
+        assert_eq!(header_token("Bearer  a"), Some("Bearer"));
+        assert_eq!(header_token("Bearer "), Some("Bearer"));
+        assert_eq!(header_token(" a"), None);
+        assert_eq!(header_token("tok"), Some("tok"));
+        assert_eq!(header_token(""), None);
     }
 }

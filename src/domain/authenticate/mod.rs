@@ -18,12 +18,12 @@ pub use handshake::{cleaned_url, handshake_url};
 use super::auth::SessionAuth;
 use super::backend::{ClerkBackend, RefreshRequest};
 use super::instance::{InstanceType, PublishableKey};
-use super::jwt::{self, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOptions};
+use super::jwt::{self, Claim, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOptions};
 use super::keys::KeySource;
 use super::keys::VerifyingKey;
 use super::pattern::PathPatterns;
 use super::reason::{Reason, RefreshError};
-use super::verified::{REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
+use super::verified::{Known, REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
 use context::{js_number, number};
 
 /// The `__clerk_api_version` the handshake URL carries (the SDK's pinned BAPI version).
@@ -237,16 +237,17 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
     /// as malformed fails at once; one remembered as correctly signed but failing its claims
     /// comes back with its claims, which are checked again.
     fn token<'t>(&self, raw: &'t str) -> Result<Token<'t>, TokenError> {
-        if let Some(verified) = self.tokens.get(raw) {
-            return Ok(Token::Cached(verified));
-        }
-        match self.tokens.rejected(raw).as_deref() {
-            Some(Rejected::Malformed(error)) => return Err(error.clone()),
-            Some(Rejected::Claims(verified)) => return Ok(Token::Cached(verified.clone())),
-            Some(Rejected::WithKey { .. }) | None => {}
-        }
+        let known = match self.tokens.lookup(raw) {
+            Some(Known::Verified(verified)) => return Ok(Token::Cached(verified)),
+            Some(Known::Rejected(rejected)) => match &*rejected {
+                Rejected::Malformed(error) => return Err(error.clone()),
+                Rejected::Claims(verified) => return Ok(Token::Cached(verified.clone())),
+                Rejected::WithKey { .. } => Some(Known::Rejected(rejected)),
+            },
+            other => other,
+        };
         Jwt::decode(raw)
-            .map(Token::Decoded)
+            .map(|jwt| Token::Decoded(jwt, known))
             .inspect_err(|error| self.reject(raw, Rejected::Malformed(error.clone())))
     }
 
@@ -262,7 +263,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
 
     /// `verifyToken`, remembering what it established. A remembered token skips decoding and
     /// the signature, but only while the key that verified it is still current; its claims
-    /// (times included) are checked again now. A remembered failure is repeated without the
+    /// (times included) are checked again now. A token whose signature is remembered skips
+    /// the signature under the same condition. A remembered failure is repeated without the
     /// RSA check, under the same condition.
     async fn verify(
         &self,
@@ -271,29 +273,30 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         now_ms: i64,
     ) -> Result<Arc<SessionAuth>, TokenError> {
         let options = &self.options.verify;
-        if let Token::Cached(verified) = &token
-            && self.is_current(verified.kid(), &verified.key).await
-        {
-            jwt::check_claims(verified.claims(), options, now_ms)?;
-            return Ok(verified.auth.clone());
-        }
-        if let Some(rejected) = self.tokens.rejected(raw)
-            && let Rejected::WithKey { kid, key, error } = &*rejected
+        let (jwt, known) = match token {
+            Token::Cached(verified) => {
+                if self.is_current(verified.kid(), &verified.key).await {
+                    jwt::check_claims(verified.claims(), options, now_ms)?;
+                    return Ok(verified.auth.clone());
+                }
+                (Jwt::decode(raw)?, None)
+            }
+            Token::Decoded(jwt, known) => (jwt, known),
+        };
+        if let Some(Known::Rejected(rejected)) = &known
+            && let Rejected::WithKey { kid, key, error } = &**rejected
             && self.is_current(kid.as_deref(), key).await
         {
             return Err(error.clone());
         }
-        let jwt = match token {
-            Token::Decoded(jwt) => jwt,
-            Token::Cached(_) => Jwt::decode(raw)?,
-        };
         if let Err(error) = jwt::check_category(&jwt) {
             self.reject(raw, Rejected::Malformed(error.clone()));
             return Err(error);
         }
         // Key failures (unknown kid, JWKS down) are not the token's fault: not remembered.
         let key = self.keys.key(jwt.kid()).await?;
-        if let Err(error) = jwt::verify_signature(&jwt, &key) {
+        let signed = matches!(&known, Some(Known::Signed(by)) if Arc::ptr_eq(by, &key));
+        if !signed && let Err(error) = jwt::verify_signature(&jwt, &key) {
             let kid = jwt.kid().map(Box::from);
             self.reject(
                 raw,
@@ -310,7 +313,11 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             .expires_at_ms(options.clock_skew_ms)
             .filter(|expires_at| *expires_at > now_ms);
         if let Some(expires_at) = remembered {
-            self.tokens.insert(raw, verified.clone(), expires_at);
+            if signed {
+                self.tokens.recent(raw, verified.clone(), expires_at);
+            } else {
+                self.tokens.insert(raw, verified.clone(), expires_at);
+            }
         }
         if let Err(error) = jwt::check_claims(jwt.payload(), options, now_ms) {
             if remembered.is_none() {
@@ -455,7 +462,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
         #[allow(clippy::cast_precision_loss)]
-        if number(token.claims().get("iat")).is_some_and(|iat| iat < cookies.client_uat as f64) {
+        if number(token.claim(Claim::Iat)).is_some_and(|iat| iat < cookies.client_uat as f64) {
             return self.maybe_handshake(
                 ctx,
                 &cookies,
