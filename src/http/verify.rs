@@ -138,7 +138,7 @@ impl<'a> ActixHeaders<'a> {
 fn visible_ascii(bytes: &[u8]) -> Option<&str> {
     let mut invisible = false;
     for &b in bytes {
-        invisible |= b.wrapping_sub(b' ') > b'~' - b' ' && b != b'\t';
+        invisible |= (b.wrapping_sub(b' ') > b'~' - b' ') & (b != b'\t');
     }
     if !invisible {
         std::str::from_utf8(bytes).ok()
