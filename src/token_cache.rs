@@ -51,7 +51,8 @@ struct Recent {
     /// The `VerifiedTokens` the entry belongs to (tests run several in one process).
     owner: u64,
     token: Box<str>,
-    verified: Arc<Verified>,
+    /// Verified, or rejected: a repeated forged or expired token is as cheap as a good one.
+    known: Known,
     expires_at_ms: i64,
 }
 
@@ -129,12 +130,12 @@ impl VerifiedTokens {
         out
     }
 
-    fn remember(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
+    fn remember(&self, token: &str, known: Known, expires_at_ms: i64) {
         RECENT.with_borrow_mut(|slots| {
             slots[slot(token)] = Some(Recent {
                 owner: self.id,
                 token: token.into(),
-                verified,
+                known,
                 expires_at_ms,
             });
         });
@@ -152,11 +153,18 @@ impl TokenCache for VerifiedTokens {
             slots[slot(token)]
                 .as_ref()
                 .filter(|r| r.owner == self.id && r.expires_at_ms > now && &*r.token == token)
-                .map(|r| r.verified.clone())
+                .map(|r| r.known.clone())
         });
-        if let Some(verified) = recent {
-            self.hits.inc();
-            return Some(Known::Verified(verified));
+        match recent {
+            Some(known @ Known::Verified(_)) => {
+                self.hits.inc();
+                return Some(known);
+            }
+            Some(known) => {
+                self.misses.inc();
+                return Some(known);
+            }
+            None => {}
         }
         // moka expires lazily; the deadline itself is authoritative.
         let digest = Self::digest(token);
@@ -176,15 +184,16 @@ impl TokenCache for VerifiedTokens {
             key: verified.key.clone(),
             expires_at_ms,
         };
-        self.remember(token, verified, expires_at_ms);
+        self.remember(token, Known::Verified(verified), expires_at_ms);
         self.cache.insert(Self::digest(token), signed);
     }
 
     fn recent(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
-        self.remember(token, verified, expires_at_ms);
+        self.remember(token, Known::Verified(verified), expires_at_ms);
     }
 
     fn reject(&self, token: &str, rejected: Arc<Rejected>, until_ms: i64) {
+        self.remember(token, Known::Rejected(rejected.clone()), until_ms);
         self.rejections
             .insert(Self::digest(token), RejectedEntry { rejected, until_ms });
     }

@@ -40,25 +40,6 @@ impl Name {
         Self::XOriginalMethod,
     ];
 
-    /// The name a lower-case header name stands for, if the domain reads it. Dispatches on
-    /// the length first: the request path runs this once per header of every request.
-    pub fn parse(name: &str) -> Option<Self> {
-        let candidates: &[Self] = match name.len() {
-            4 => &[Self::Host],
-            6 => &[Self::Cookie, Self::Accept, Self::Origin],
-            7 => &[Self::Referer],
-            13 => &[Self::Authorization],
-            14 => &[Self::SecFetchDest, Self::XOriginalUrl, Self::XOriginalUri],
-            15 => &[Self::XForwardedUri],
-            16 => &[Self::XForwardedHost],
-            17 => &[Self::XForwardedProto, Self::XOriginalMethod],
-            18 => &[Self::XForwardedMethod],
-            29 => &[Self::AccessControlRequestMethod],
-            _ => &[],
-        };
-        candidates.iter().copied().find(|n| n.as_str() == name)
-    }
-
     /// The lower-case header name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -324,23 +305,6 @@ pub(crate) mod tests {
 
     fn own(m: &str, s: &str, h: &str, p: &str) -> (String, String, String, String) {
         (m.into(), s.into(), h.into(), p.into())
-    }
-
-    #[test]
-    fn parse_finds_every_name_and_nothing_else() {
-        for name in Name::ALL {
-            assert_eq!(Name::parse(name.as_str()), Some(name));
-        }
-        for other in [
-            "",
-            "hosts",
-            "x-forwarded-for",
-            "user-agent",
-            "Cookie",
-            "x-original-ur",
-        ] {
-            assert_eq!(Name::parse(other), None, "{other}");
-        }
     }
 
     #[test]

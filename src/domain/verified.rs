@@ -16,7 +16,7 @@ use super::keys::VerifyingKey;
 pub struct KeptClaims([Option<Value>; Claim::ALL.len()]);
 
 impl KeptClaims {
-    fn new(payload: &Map<String, Value>) -> Self {
+    pub fn new(payload: &Map<String, Value>) -> Self {
         Self(Claim::ALL.map(|claim| payload.claim(claim).cloned()))
     }
 }
@@ -85,6 +85,9 @@ pub enum Rejected {
         kid: Option<Box<str>>,
         key: Arc<VerifyingKey>,
         error: TokenError,
+        /// What the cookie rules read before verification, so a repeat is not decoded.
+        claims: Box<KeptClaims>,
+        machine: bool,
     },
     /// It is correctly signed but failed a claim check (typically expired). The checks run
     /// again on every hit, so a token whose `nbf` is reached passes then.
@@ -95,7 +98,7 @@ pub enum Rejected {
 pub const REJECTION_TTL_MS: i64 = 60_000;
 
 /// What a cache remembers of a token.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Known {
     /// Verified, with all that verification established: no decoding, no signature check.
     Verified(Arc<Verified>),
@@ -128,10 +131,12 @@ impl TokenCache for NoCache {
     fn insert(&self, _token: &str, _verified: Arc<Verified>, _expires_at_ms: i64) {}
 }
 
-/// A session token as the request path sees it: remembered, or decoded now (with what the
-/// cache knew of it, if anything).
+/// A session token as the request path sees it: remembered, known to fail with a key, or
+/// decoded now (with what the cache knew of it, if anything).
 pub enum Token<'t> {
     Cached(Arc<Verified>),
+    /// A `Rejected::WithKey`: refused again without decoding while that key is current.
+    Rejected(Arc<Rejected>),
     Decoded(Jwt<'t>, Option<Known>),
 }
 
@@ -140,6 +145,11 @@ impl Token<'_> {
     pub fn claim(&self, claim: Claim) -> Option<&Value> {
         match self {
             Self::Cached(verified) => verified.claims().claim(claim),
+            Self::Rejected(rejected) => match &**rejected {
+                Rejected::WithKey { claims, .. } => claims.claim(claim),
+                Rejected::Claims(verified) => verified.claims().claim(claim),
+                Rejected::Malformed(_) => None,
+            },
             Self::Decoded(jwt, _) => jwt.payload().claim(claim),
         }
     }
@@ -147,6 +157,11 @@ impl Token<'_> {
     pub fn is_machine(&self) -> bool {
         match self {
             Self::Cached(verified) => verified.machine,
+            Self::Rejected(rejected) => match &**rejected {
+                Rejected::WithKey { machine, .. } => *machine,
+                Rejected::Claims(verified) => verified.machine,
+                Rejected::Malformed(_) => false,
+            },
             Self::Decoded(jwt, _) => jwt.is_machine_or_non_session(),
         }
     }

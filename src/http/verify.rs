@@ -97,9 +97,9 @@ fn identity_values(auth: &SessionAuth) -> [HeaderValue; 7] {
     })
 }
 
-/// Read-only view of actix's header map for the domain, indexed in one pass: the domain
-/// asks for up to 15 names, some several times, and each hashed lookup plus check of the
-/// value cost more than the rest of a cached decision.
+/// Read-only view of actix's header map for the domain, each name looked up and each value
+/// checked once: the domain asks for up to 15 names, some several times, and a lookup plus
+/// check of the value per question cost more than the rest of a cached decision.
 struct ActixHeaders<'a> {
     map: &'a HeaderMap,
     /// The first value of each name the domain reads, as `Name::ALL` orders them; `None`
@@ -111,17 +111,17 @@ struct ActixHeaders<'a> {
 
 impl<'a> ActixHeaders<'a> {
     fn new(map: &'a HeaderMap) -> Self {
+        // Header names parsed once: a lookup by `&str` parses the name on every call.
+        static NAMES: std::sync::LazyLock<[HeaderName; Name::ALL.len()]> =
+            std::sync::LazyLock::new(|| Name::ALL.map(|n| HeaderName::from_static(n.as_str())));
         let mut first = [None; Name::ALL.len()];
-        let mut seen = 0u32;
         let mut repeated = 0u32;
-        for (name, value) in map.iter() {
-            if let Some(name) = Name::parse(name.as_str()) {
-                let bit = 1 << name as u32;
-                if seen & bit != 0 {
-                    repeated |= bit;
-                } else {
-                    seen |= bit;
-                    first[name as usize] = visible_ascii(value.as_bytes());
+        for (name, header) in Name::ALL.into_iter().zip(NAMES.iter()) {
+            let mut values = map.get_all(header);
+            if let Some(value) = values.next() {
+                first[name as usize] = visible_ascii(value.as_bytes());
+                if values.next().is_some() {
+                    repeated |= 1 << name as u32;
                 }
             }
         }

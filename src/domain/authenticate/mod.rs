@@ -23,7 +23,7 @@ use super::keys::KeySource;
 use super::keys::VerifyingKey;
 use super::pattern::PathPatterns;
 use super::reason::{Reason, RefreshError};
-use super::verified::{Known, REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
+use super::verified::{KeptClaims, Known, REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
 use context::{js_number, number};
 
 /// The `__clerk_api_version` the handshake URL carries (the SDK's pinned BAPI version).
@@ -242,7 +242,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             Some(Known::Rejected(rejected)) => match &*rejected {
                 Rejected::Malformed(error) => return Err(error.clone()),
                 Rejected::Claims(verified) => return Ok(Token::Cached(verified.clone())),
-                Rejected::WithKey { .. } => Some(Known::Rejected(rejected)),
+                Rejected::WithKey { .. } => return Ok(Token::Rejected(rejected)),
             },
             other => other,
         };
@@ -281,14 +281,18 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                 }
                 (Jwt::decode(raw)?, None)
             }
+            Token::Rejected(rejected) => {
+                if let Rejected::WithKey {
+                    kid, key, error, ..
+                } = &*rejected
+                    && self.is_current(kid.as_deref(), key).await
+                {
+                    return Err(error.clone());
+                }
+                (Jwt::decode(raw)?, None)
+            }
             Token::Decoded(jwt, known) => (jwt, known),
         };
-        if let Some(Known::Rejected(rejected)) = &known
-            && let Rejected::WithKey { kid, key, error } = &**rejected
-            && self.is_current(kid.as_deref(), key).await
-        {
-            return Err(error.clone());
-        }
         if let Err(error) = jwt::check_category(&jwt) {
             self.reject(raw, Rejected::Malformed(error.clone()));
             return Err(error);
@@ -304,6 +308,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                     kid,
                     key,
                     error: error.clone(),
+                    claims: Box::new(KeptClaims::new(jwt.payload())),
+                    machine: jwt.is_machine_or_non_session(),
                 },
             );
             return Err(error);
