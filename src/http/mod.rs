@@ -48,10 +48,11 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .route("/verify", web::route().to(verify::verify))
             .route("/verify/{tail:.*}", web::route().to(verify::verify))
             .route("/answer", web::route().to(verify::answer))
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz));
+            // As resources, so another method is a 405 with `Allow: GET`, not a 404.
+            .service(web::resource("/healthz").get(health::healthz))
+            .service(web::resource("/readyz").get(health::readyz));
         if metrics_here {
-            cfg.route("/metrics", web::get().to(health::metrics));
+            cfg.service(web::resource("/metrics").get(health::metrics));
         }
     }
 }

@@ -11,6 +11,7 @@ use super::AppState;
 use crate::config::IdentityHeaders;
 use crate::domain::auth::SessionAuth;
 use crate::domain::decision::{Decision, Forbidden, RedirectKind};
+use crate::domain::reason::Reason;
 use crate::domain::request::{AuthRequestLine, HeaderPairs, Headers, Name};
 use crate::domain::request::{ForwardedHeaders, HeaderList};
 use crate::domain::rules::query_requirements;
@@ -383,8 +384,26 @@ fn return_url_headers(headers: &HeaderMap, rd: &str) -> Result<HeaderList, Strin
 /// everything else is as usual.
 pub fn render_for_nginx(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
     let mut response = render(decision, names);
-    if response.status() == StatusCode::TEMPORARY_REDIRECT {
+    if let Decision::Redirect {
+        reason, message, ..
+    } = decision
+    {
         *response.status_mut() = StatusCode::UNAUTHORIZED;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        // Like every 401, with a body: nginx discards it, but other clients read it.
+        let reason = reason
+            .as_ref()
+            .map_or(decision.outcome().into(), Reason::as_str);
+        let body = serde_json::to_string(&ErrorBody {
+            status: "signed-out",
+            reason: &reason,
+            message,
+        })
+        .unwrap_or_default();
+        return response.set_body(body).map_into_boxed_body();
     }
     response
 }
@@ -393,8 +412,11 @@ pub fn render_for_nginx(decision: &Decision, names: &ResponseHeaders) -> HttpRes
 /// completed handshake, or a race with a key refresh) sends it back to the same URL, which
 /// then passes `/verify`; the redirect counter bounds that.
 fn render_answer(decision: &Decision, names: &ResponseHeaders, outcome: &Outcome) -> HttpResponse {
-    let Decision::Allow { set_cookies, .. } = decision else {
-        return render(decision, names);
+    // A public route (anonymous) goes back too: the browser is on its way to the page.
+    let set_cookies: &[String] = match decision {
+        Decision::Allow { set_cookies, .. } => set_cookies,
+        Decision::Anonymous { .. } => &[],
+        _ => return render(decision, names),
     };
     let location = outcome
         .public_url

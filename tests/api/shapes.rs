@@ -48,6 +48,14 @@ async fn behind_nginx_a_redirect_is_a_401_and_answer_gives_the_real_307() {
     let check = ask(&app, "/verify?proxy=nginx", &[("cookie", &cookie)]).await;
     assert_eq!(check.status(), 401);
     assert_eq!(header(&check, "x-clerk-auth-status"), Some("handshake"));
+    // Like every 401, it has a JSON body (nginx drops it; other clients read it).
+    assert_eq!(header(&check, "content-type"), Some("application/json"));
+    let body: serde_json::Value = check.json().await.unwrap();
+    assert_eq!(body["status"], "signed-out");
+    assert_eq!(
+        body["reason"], "session-token-expired-refresh-non-eligible-no-refresh-cookie",
+        "{body}"
+    );
     let answer = ask(&app, "/answer", &[("cookie", &cookie)]).await;
     assert_eq!(answer.status(), 307);
     assert!(
@@ -175,4 +183,18 @@ async fn an_unknown_proxy_form_is_a_400() {
     assert_eq!(response.status(), 400);
     let response = ask(&app, "/verify?proxy=traefik", &[]).await;
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn answer_sends_a_request_for_a_public_route_back_to_its_url() {
+    let file = ConfigFile::new(
+        "[[authorization.rules]]\nname = \"open\"\npath_prefix = \"/dash\"\naction = \"public\"\n",
+    );
+    let app = TestApp::spawn_with_file(Some(&file.path), &[("CLERK_JWT_KEY", PUBLIC_PEM)]).await;
+    let answer = ask(&app, "/answer", &[]).await;
+    assert_eq!(answer.status(), 307);
+    assert_eq!(
+        header(&answer, "location"),
+        Some("https://app.example.com/dash?x=1")
+    );
 }

@@ -321,4 +321,9 @@ async fn health_endpoints_answer() {
     assert_eq!(healthz.status(), 200);
     let readyz = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(readyz.status(), 200);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let other = app.client.post(app.url(path)).send().await.unwrap();
+        assert_eq!(other.status(), 405, "{path}");
+        assert_eq!(header(&other, "allow"), Some("GET"), "{path}");
+    }
 }
