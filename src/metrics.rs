@@ -65,6 +65,14 @@ pub enum FetchOutcome {
 }
 
 impl FetchOutcome {
+    pub const ALL: [Self; 5] = [
+        Self::Success,
+        Self::HttpError,
+        Self::NetworkError,
+        Self::Invalid,
+        Self::SecretKeyInvalid,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
@@ -148,6 +156,22 @@ impl Metrics {
         registry.register(Box::new(jwks_last_refresh_age.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         jwks_last_refresh_age.set(f64::NAN);
+        // Every known label value starts at 0, so that `increase()` and `rate()` see the first
+        // event of each kind instead of a series that appears already at 1.
+        for (family, values) in [
+            (&config_reloads, &["success", "failure"][..]),
+            (&refreshes, &["refreshed", "failed"]),
+            (
+                &handshake_resolutions,
+                &["signed_in", "no_session", "failed", "loop"],
+            ),
+            (&token_cache, &["hit", "miss"]),
+        ] {
+            for value in values {
+                family.with_label_values(&[value]);
+            }
+        }
+
         let allowed = decisions.with_label_values(&["allow", "none"]);
         let latency = OUTCOMES
             .iter()
@@ -186,6 +210,14 @@ impl Metrics {
                 .decision_seconds
                 .with_label_values(&[outcome])
                 .observe(seconds),
+        }
+    }
+
+    /// A JWKS source exists: its fetch outcomes start at 0. A PEM key has none, which is how
+    /// the alerts tell the two apart.
+    pub fn jwks_source_started(&self) {
+        for outcome in FetchOutcome::ALL {
+            self.jwks_fetches.with_label_values(&[outcome.as_str()]);
         }
     }
 

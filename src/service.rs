@@ -144,6 +144,7 @@ impl Service {
             (KeySettings::Jwks { url, secret_key }, None) => {
                 let fetcher =
                     Fetcher::new(url.clone(), secret_key.as_ref(), settings.jwks.timeout)?;
+                metrics.jwks_source_started();
                 let source = Arc::new(JwksSource::new(fetcher, &settings.jwks, metrics.clone()));
                 tokio::spawn(JwksSource::run_refresh(Arc::downgrade(&source)));
                 Keys::Jwks(source)

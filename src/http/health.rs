@@ -30,7 +30,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The scrape. Readiness is worked out now, as `/readyz` would answer: the gauge must go to 0
+/// when keys go stale even where no probe asks `/readyz`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let shutting_down = state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ready = state.live.load().service.keys.is_ready() && !shutting_down;
+    state.metrics.ready.set(i64::from(ready));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

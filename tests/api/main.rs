@@ -11,6 +11,7 @@ mod hardening;
 mod jwks;
 mod logs;
 mod metrics;
+mod monitoring;
 mod openapi;
 mod properties;
 mod reload;

@@ -90,3 +90,47 @@ async fn metrics_can_have_their_own_listener() {
         .unwrap();
     assert!(body.contains("clerk_forward_auth_jwks_keys 1"), "{body}");
 }
+
+#[tokio::test]
+async fn known_series_start_at_zero_and_a_pem_key_has_no_fetch_series() {
+    let app = TestApp::networkless(&[]).await;
+    let m = app.metrics().await;
+    for series in [
+        r#"clerk_forward_auth_config_reloads_total{outcome="failure"}"#,
+        r#"clerk_forward_auth_session_refreshes_total{outcome="failed"}"#,
+        r#"clerk_forward_auth_handshake_resolutions_total{outcome="loop"}"#,
+        r#"clerk_forward_auth_token_cache_lookups_total{result="miss"}"#,
+    ] {
+        assert_eq!(value(&m, series), Some(0.0), "{series}\n{m}");
+    }
+    // The alerts tell a PEM key (no fetches, a key age that only grows) from a JWKS by this.
+    assert!(!m.contains("clerk_forward_auth_jwks_fetches_total"), "{m}");
+}
+
+#[tokio::test]
+async fn readiness_is_worked_out_at_each_scrape() {
+    let clerk = FakeClerk::start(&[&key1()]).await;
+    let env = clerk.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("CLERK_FA_JWKS_MAX_STALE_SECS", "1"));
+    let app = TestApp::spawn(&env).await;
+    app.wait_ready(200).await;
+    assert_eq!(
+        value(&app.metrics().await, "clerk_forward_auth_ready"),
+        Some(1.0)
+    );
+    // Clerk goes away and the keys go stale. Nothing asks /readyz: the scrape alone must
+    // notice, or an instance without a readiness probe would look ready forever.
+    clerk.fail_with(503);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if value(&app.metrics().await, "clerk_forward_auth_ready") == Some(0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gauge still says ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
