@@ -1,4 +1,4 @@
-# clerk-forward-auth: a static binary on distroless/static, non-root, about 10 MB.
+# clerk-forward-auth: a static binary on distroless/static, non-root, about 12 MB.
 #   docker build -t clerk-forward-auth .
 #   docker run --rm -p 8080:8080 -e CLERK_PUBLISHABLE_KEY=pk_live_… -e CLERK_SECRET_KEY=sk_live_… clerk-forward-auth
 # CI has no Docker engine: it runs scripts/build-release (the build below) and
