@@ -27,6 +27,9 @@ pub struct VerifyingKey {
     rs384: ParsedPublicKey,
     rs512: ParsedPublicKey,
     bits: usize,
+    /// The modulus and exponent, to tell a refetched copy of this key from a new key.
+    n: Box<[u8]>,
+    e: Box<[u8]>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -80,7 +83,14 @@ impl VerifyingKey {
             rs384: parse(&signature::RSA_PKCS1_2048_8192_SHA384)?,
             rs512: parse(&signature::RSA_PKCS1_2048_8192_SHA512)?,
             bits,
+            n: n.into(),
+            e: e.into(),
         })
+    }
+
+    /// Whether `other` is this very key: same kid, algorithm, modulus and exponent.
+    pub fn is_same_key(&self, other: &Self) -> bool {
+        self.kid == other.kid && self.alg == other.alg && self.n == other.n && self.e == other.e
     }
 
     /// Parses `CLERK_JWT_KEY`: a PEM (SPKI or PKCS#1), with real newlines or the literal `\n`
@@ -234,6 +244,20 @@ impl KeySet {
         self.keys.get(kid)
     }
 
+    /// Takes `previous`'s key for every kid whose key did not change. The token cache knows
+    /// a key by identity, so a refresh that only fetched the same keys again must not look
+    /// like a rotation: that would send every cached session back to the RSA check each
+    /// refresh interval.
+    pub fn keep_unchanged(&mut self, previous: &KeySet) {
+        for (kid, key) in &mut self.keys {
+            if let Some(old) = previous.keys.get(kid)
+                && old.is_same_key(key)
+            {
+                *key = old.clone();
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -350,6 +374,24 @@ mod tests {
         let (set, skipped) = KeySet::from_jwks(body.as_bytes()).unwrap();
         assert_eq!(set.kids(), vec!["ins_test_key1"]);
         assert_eq!(skipped.len(), 3);
+    }
+
+    #[test]
+    fn a_refetched_set_keeps_unchanged_keys_and_takes_changed_ones() {
+        let key1 = include_str!("../../tests/fixtures/key1.jwk.json");
+        let key2 = include_str!("../../tests/fixtures/key2.jwk.json");
+        let doc = |keys: &[&str]| format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+        let (before, _) = KeySet::from_jwks(doc(&[key1, key2]).as_bytes()).unwrap();
+        // key1 fetched again; key2's kid now names other material (key1's modulus).
+        let reused_kid = key1.replace("ins_test_key1", "ins_test_key2");
+        let (mut after, _) = KeySet::from_jwks(doc(&[key1, &reused_kid]).as_bytes()).unwrap();
+        after.keep_unchanged(&before);
+        let same = |kid| Arc::ptr_eq(before.get(kid).unwrap(), after.get(kid).unwrap());
+        assert!(same("ins_test_key1"), "an unchanged key keeps its identity");
+        assert!(
+            !same("ins_test_key2"),
+            "new material under an old kid is a new key"
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ impl JwksSource {
     /// Fetches now and installs the result; a failure leaves the current keys in place.
     pub async fn load(&self) -> Result<(), FetchError> {
         match self.fetcher.fetch().await {
-            Ok(set) => {
+            Ok(mut set) => {
+                if let Some(previous) = self.keys.get(&()) {
+                    set.keep_unchanged(&previous);
+                }
                 let count = set.len();
                 self.keys.insert((), Arc::new(set));
                 self.loaded_at_ms.store(now_ms(), Ordering::Relaxed);

@@ -274,3 +274,40 @@ async fn thousands_of_random_kids_cost_one_fetch() {
         "3,200 unknown kids: the start-up load and one refetch"
     );
 }
+
+#[tokio::test]
+async fn a_refetch_of_the_same_keys_keeps_them_so_cached_tokens_stay_valid() {
+    use clerk_forward_auth::config::{JwksSettings, Secret};
+    use clerk_forward_auth::domain::keys::KeySource as _;
+    use clerk_forward_auth::jwks::{JwksSource, fetch::Fetcher};
+
+    let clerk = FakeClerk::start(&[&key1(), &key2()]).await;
+    let url = format!("{}/v1/jwks", clerk.base).parse().unwrap();
+    let secret = Secret::new(SECRET.to_owned());
+    let fetcher = Fetcher::new(url, Some(&secret), Duration::from_secs(5)).unwrap();
+    let minute = Duration::from_secs(60);
+    let settings = JwksSettings {
+        refresh: minute,
+        min_refetch: minute,
+        timeout: minute,
+        max_stale: minute,
+    };
+    let metrics = Arc::new(clerk_forward_auth::metrics::Metrics::new().unwrap());
+    let source = JwksSource::new(fetcher, &settings, metrics);
+    let key = |kid: &'static str| {
+        let source = &source;
+        async move { source.key(Some(kid)).await.unwrap() }
+    };
+    source.load().await.unwrap();
+    let (first1, first2) = (key("ins_test_key1").await, key("ins_test_key2").await);
+    // Clerk answers the same keys, except that key2's kid now names key1's material.
+    let mut doc = jwks(&[&key1(), &key1()]);
+    doc["keys"][1]["kid"] = json!("ins_test_key2");
+    clerk.serve_raw(doc);
+    source.load().await.unwrap();
+    assert_eq!(clerk.fetches(), 2);
+    // The token cache trusts a remembered signature only while its key is the current one,
+    // by identity: a refresh must not turn an unchanged key into a new one.
+    assert!(Arc::ptr_eq(&first1, &key("ins_test_key1").await));
+    assert!(!Arc::ptr_eq(&first2, &key("ins_test_key2").await));
+}
