@@ -196,15 +196,15 @@ enum Endpoint {
 
 /// `/verify`: the check. It never reads the body: nginx announces a Content-Length it never
 /// sends.
-pub async fn verify(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    handle(&req, &state, Endpoint::Verify).await
+pub async fn verify(req: HttpRequest) -> HttpResponse {
+    handle(&req, Endpoint::Verify).await
 }
 
 /// `/answer`: the full answer to a request `/verify` refused behind nginx (reached through
 /// the recipe's `error_page`, or as ingress-nginx's `auth-signin` with `?rd=`). It runs the
 /// Backend API calls `/verify` leaves out and answers the real 307 with every cookie.
-pub async fn answer(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    handle(&req, &state, Endpoint::Answer).await
+pub async fn answer(req: HttpRequest) -> HttpResponse {
+    handle(&req, Endpoint::Answer).await
 }
 
 /// What the auth URL's query asks for.
@@ -242,8 +242,15 @@ fn auth_query(query: &str, endpoint: Endpoint) -> Result<AuthQuery, String> {
     Ok(AuthQuery { extra, shape, rd })
 }
 
-async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpResponse {
+/// The state is borrowed from the request, and the live settings are loaded without
+/// touching their reference count: both are shared by every worker, and a count every
+/// request writes is a cache line the cores would pass back and forth.
+async fn handle(req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        // `configure` registers it with the routes; without it nothing can be decided.
+        return HttpResponse::ServiceUnavailable().finish();
+    };
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     // Envoy appends the original path and query to its path prefix; that query is the
     // original request's and is never read as requirements.
@@ -301,7 +308,7 @@ async fn handle(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> Http
         method: req.method().as_str(),
         tail,
     };
-    let live = state.live.load_full();
+    let live = state.live.load();
     let own = ActixHeaders::new(req.headers());
     let (decision, outcome) = match &pairs {
         Some(list) => live.service.decide(list, line, how).await,
