@@ -36,6 +36,13 @@ impl KeySource for Keys {
             Self::Jwks(jwks) => jwks.key(kid).await,
         }
     }
+
+    fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        match self {
+            Self::Static(source) => source.is_current(kid, key),
+            Self::Jwks(jwks) => jwks.is_current(kid, key),
+        }
+    }
 }
 
 impl Keys {

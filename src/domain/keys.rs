@@ -287,6 +287,10 @@ pub trait KeySource: Send + Sync {
         &self,
         kid: Option<&str>,
     ) -> impl Future<Output = Result<Arc<VerifyingKey>, TokenError>> + Send;
+
+    /// Whether `key` is what `kid` resolves to now, answered from what is at hand (no
+    /// fetch): asked on every cached token, so it must not write shared state.
+    fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool;
 }
 
 /// A `jwtKey` PEM: networkless, and like Clerk it ignores the token's `kid`.
@@ -295,6 +299,10 @@ pub struct StaticKey(pub Arc<VerifyingKey>);
 impl KeySource for StaticKey {
     async fn key(&self, _kid: Option<&str>) -> Result<Arc<VerifyingKey>, TokenError> {
         Ok(self.0.clone())
+    }
+
+    fn is_current(&self, _kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        Arc::ptr_eq(&self.0, key)
     }
 }
 

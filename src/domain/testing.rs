@@ -53,6 +53,11 @@ impl KeySource for JwksKeys {
             .cloned()
             .ok_or_else(|| kid_mismatch(kid, &self.0.kids()))
     }
+
+    fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        kid.and_then(|kid| self.0.get(kid))
+            .is_some_and(|current| Arc::ptr_eq(current, key))
+    }
 }
 
 /// Runs a future that never waits (our test key sources never do).

@@ -4,7 +4,8 @@
 
 pub mod fetch;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -21,7 +22,19 @@ use fetch::{FetchError, Fetcher};
 /// One key set per instance; `()` is its only key.
 type Slot = ();
 
+thread_local! {
+    /// The key set this worker last read, as (source id, generation, keys): checking that a
+    /// cached token's key is still current happens on every request, and reading the shared
+    /// cache for it would write to state all workers share (moka records each read).
+    static SEEN: RefCell<Option<(u64, u64, Arc<KeySet>)>> = const { RefCell::new(None) };
+}
+
 pub struct JwksSource {
+    /// Tells this source's key sets apart in each worker's `SEEN` (a reload makes a new
+    /// source; tests run several at once).
+    id: u64,
+    /// Counts key sets installed, so a worker knows its copy in `SEEN` is still current.
+    generation: AtomicU64,
     fetcher: Fetcher,
     /// When keys were last loaded (ms since the epoch; 0 before the first load).
     loaded_at_ms: AtomicI64,
@@ -38,7 +51,10 @@ pub struct JwksSource {
 
 impl JwksSource {
     pub fn new(fetcher: Fetcher, settings: &JwksSettings, metrics: Arc<Metrics>) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             fetcher,
             loaded_at_ms: AtomicI64::new(0),
             max_stale: settings.max_stale,
@@ -67,13 +83,17 @@ impl JwksSource {
     /// The key set, unless it is older than `max_stale`: past that, keys Clerk may have
     /// revoked in the meantime are no longer trusted.
     fn current(&self) -> Option<Arc<KeySet>> {
-        let loaded = self.loaded_at_ms.load(Ordering::Relaxed);
-        let age = now_ms().saturating_sub(loaded);
-        let max = i64::try_from(self.max_stale.as_millis()).unwrap_or(i64::MAX);
-        if loaded == 0 || age > max {
+        if !self.is_fresh() {
             return None;
         }
         self.keys.get(&())
+    }
+
+    fn is_fresh(&self) -> bool {
+        let loaded = self.loaded_at_ms.load(Ordering::Relaxed);
+        let age = now_ms().saturating_sub(loaded);
+        let max = i64::try_from(self.max_stale.as_millis()).unwrap_or(i64::MAX);
+        loaded != 0 && age <= max
     }
 
     /// Fetches now and installs the result; a failure leaves the current keys in place.
@@ -85,6 +105,8 @@ impl JwksSource {
                 }
                 let count = set.len();
                 self.keys.insert((), Arc::new(set));
+                // After the insert: a worker that sees the new generation reads the new set.
+                self.generation.fetch_add(1, Ordering::Release);
                 self.loaded_at_ms.store(now_ms(), Ordering::Relaxed);
                 self.metrics
                     .jwks_fetched(FetchOutcome::Success, Some(count));
@@ -139,6 +161,22 @@ impl JwksSource {
 }
 
 impl KeySource for JwksSource {
+    /// From this worker's copy of the key set, read again only after a load replaced it.
+    fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
+        let Some(kid) = kid.filter(|_| self.is_fresh()) else {
+            return false;
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        SEEN.with_borrow_mut(|seen| {
+            if !matches!(seen, Some((id, g, _)) if *id == self.id && *g == generation) {
+                *seen = self.keys.get(&()).map(|set| (self.id, generation, set));
+            }
+            seen.as_ref()
+                .and_then(|(_, _, set)| set.get(kid))
+                .is_some_and(|current| Arc::ptr_eq(current, key))
+        })
+    }
+
     async fn key(&self, kid: Option<&str>) -> Result<Arc<VerifyingKey>, TokenError> {
         if let Ok(key) = self.lookup(kid) {
             return Ok(key);

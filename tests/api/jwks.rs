@@ -310,4 +310,19 @@ async fn a_refetch_of_the_same_keys_keeps_them_so_cached_tokens_stay_valid() {
     // by identity: a refresh must not turn an unchanged key into a new one.
     assert!(Arc::ptr_eq(&first1, &key("ins_test_key1").await));
     assert!(!Arc::ptr_eq(&first2, &key("ins_test_key2").await));
+    // What the cache asks on every hit, answered from the worker's copy of the set.
+    assert!(source.is_current(Some("ins_test_key1"), &first1));
+    assert!(
+        !source.is_current(Some("ins_test_key2"), &first2),
+        "replaced"
+    );
+    assert!(
+        !source.is_current(Some("ins_test_key2"), &first1),
+        "another kid's key"
+    );
+    assert!(!source.is_current(None, &first1));
+    // Clerk drops key1: the next load makes it stale in every worker.
+    clerk.serve_keys(&[&key2()]);
+    source.load().await.unwrap();
+    assert!(!source.is_current(Some("ins_test_key1"), &first1));
 }

@@ -20,7 +20,6 @@ use super::backend::{ClerkBackend, RefreshRequest};
 use super::instance::{InstanceType, PublishableKey};
 use super::jwt::{self, Claim, Jwt, TokenCarrier, TokenError, TokenErrorReason, VerifyOptions};
 use super::keys::KeySource;
-use super::keys::VerifyingKey;
 use super::pattern::PathPatterns;
 use super::reason::{Reason, RefreshError};
 use super::verified::{KeptClaims, Known, REJECTION_TTL_MS, Rejected, Token, TokenCache, Verified};
@@ -256,11 +255,6 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         self.tokens.reject(raw, Arc::new(rejected), until);
     }
 
-    /// Whether `key` is still the key `kid` resolves to.
-    async fn is_current(&self, kid: Option<&str>, key: &Arc<VerifyingKey>) -> bool {
-        matches!(self.keys.key(kid).await, Ok(current) if Arc::ptr_eq(&current, key))
-    }
-
     /// `verifyToken`, remembering what it established. A remembered token skips decoding and
     /// the signature, but only while the key that verified it is still current; its claims
     /// (times included) are checked again now. A token whose signature is remembered skips
@@ -275,7 +269,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         let options = &self.options.verify;
         let (jwt, known) = match token {
             Token::Cached(verified) => {
-                if self.is_current(verified.kid(), &verified.key).await {
+                if self.keys.is_current(verified.kid(), &verified.key) {
                     jwt::check_claims(verified.claims(), options, now_ms)?;
                     return Ok(verified.auth.clone());
                 }
@@ -285,7 +279,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                 if let Rejected::WithKey {
                     kid, key, error, ..
                 } = &*rejected
-                    && self.is_current(kid.as_deref(), key).await
+                    && self.keys.is_current(kid.as_deref(), key)
                 {
                     return Err(error.clone());
                 }
