@@ -613,6 +613,25 @@ mod tests {
     }
 
     #[test]
+    fn identity_header_names_are_checked_and_lowered() {
+        let names = |user_id: &str| IdentityHeaders {
+            user_id: user_id.into(),
+            session_id: "X-Session".into(),
+            org_id: "x-org-id".into(),
+            org_role: "x-org-role".into(),
+            org_slug: "x-org-slug".into(),
+            org_permissions: "x-org-permissions".into(),
+            actor_id: "x-actor".into(),
+        };
+        let one = ResponseHeaders::new(&names("X-User.ID~1")).unwrap();
+        assert_eq!(one.names[0].as_str(), "x-user.id~1");
+        assert_eq!(one.names[1].as_str(), "x-session");
+        for bad in ["", "x user", "x-user:", "x-ü"] {
+            assert!(ResponseHeaders::new(&names(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn the_index_keeps_first_values_and_every_repeated_cookie() {
         let mut map = HeaderMap::new();
         let add = |map: &mut HeaderMap, name: &'static str, value: &'static [u8]| {
