@@ -20,7 +20,7 @@ use clerk_forward_auth::domain::request::{
     AuthRequestLine, ForwardedHeaders, HeaderList, OriginalRequest,
 };
 use clerk_forward_auth::domain::time::now_ms;
-use clerk_forward_auth::domain::verified::{NoCache, TokenCache};
+use clerk_forward_auth::domain::verified::{Known, NoCache, TokenCache, Verified};
 use clerk_forward_auth::metrics::Metrics;
 use clerk_forward_auth::mint::{Signer, session_claims};
 use clerk_forward_auth::service::{How, Service};
@@ -92,6 +92,17 @@ fn headers(token: &str) -> HeaderList {
     ])
 }
 
+/// A shared tier that remembers every token's signature and nothing else.
+struct SignatureOnly(Arc<VerifyingKey>);
+
+impl TokenCache for SignatureOnly {
+    fn lookup(&self, _token: &str) -> Option<Known> {
+        Some(Known::Signed(self.0.clone()))
+    }
+
+    fn insert(&self, _token: &str, _verified: Arc<Verified>, _expires_at_ms: i64) {}
+}
+
 fn verification(c: &mut Criterion) {
     let settings = settings();
     let keys = StaticKey(Arc::new(VerifyingKey::from_pem(PEM).unwrap()));
@@ -118,6 +129,12 @@ fn verification(c: &mut Criterion) {
     group.bench_function("cache hit", |b| b.iter(|| black_box(run(&cache))));
     group.bench_function("cache miss (RSA every time)", |b| {
         b.iter(|| black_box(run(&NoCache)))
+    });
+    // What a token past the worker's table costs: the shared tier knows its signature, so
+    // it is decoded again but not checked again.
+    let signed = SignatureOnly(keys.0.clone());
+    group.bench_function("signature remembered (decoded again)", |b| {
+        b.iter(|| black_box(run(&signed)))
     });
     let jwt = Jwt::decode(&token).unwrap();
     let key = Arc::new(VerifyingKey::from_pem(PEM).unwrap());

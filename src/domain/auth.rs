@@ -1,6 +1,8 @@
 //! Claims → the signed-in auth object (`signedInAuthObject`, spec §4), v1 and v2 org claims.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::jwt::Payload;
 
 /// What Clerk's `auth()` exposes for a signed-in session token.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,19 +65,24 @@ impl std::fmt::Debug for Rendered {
 }
 
 impl SessionAuth {
-    /// Builds the auth object from a verified payload (which always has a string `sub`).
-    pub fn from_claims(claims: &Map<String, Value>) -> Self {
-        let string = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    /// Builds the auth object from a verified payload (which always has a string `sub`). It
+    /// takes the payload so that the strings move instead of being copied.
+    pub fn from_claims(mut claims: Payload) -> Self {
+        let mut take = |name| match claims.take(name) {
+            Some(Value::String(value)) => Some(value),
+            _ => None,
+        };
         let mut auth = Self {
-            user_id: string(claims.get("sub")).unwrap_or_default(),
-            session_id: string(claims.get("sid")),
-            session_status: string(claims.get("sts")),
-            actor_id: claims.get("act").and_then(|act| string(act.get("sub"))),
-            features: string(claims.get("fea")),
-            plans: string(claims.get("pla")),
-            factor_verification_age: claims.get("fva").and_then(factor_age),
+            user_id: take("sub").unwrap_or_default(),
+            session_id: take("sid"),
+            session_status: take("sts"),
+            features: take("fea"),
+            plans: take("pla"),
             ..Self::default()
         };
+        let string = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+        auth.actor_id = claims.get("act").and_then(|act| string(act.get("sub")));
+        auth.factor_verification_age = claims.get("fva").and_then(factor_age);
         if claims.get("v").and_then(Value::as_i64) == Some(2) {
             if let Some(org) = claims.get("o").and_then(Value::as_object) {
                 auth.org_id = string(org.get("id"));
@@ -158,7 +165,7 @@ mod tests {
     use serde_json::json;
 
     fn auth(claims: Value) -> SessionAuth {
-        SessionAuth::from_claims(claims.as_object().unwrap())
+        SessionAuth::from_claims(Payload::from_map(claims.as_object().unwrap().clone()))
     }
 
     #[test]

@@ -7,10 +7,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::keys::{KeySource, VerifyingKey};
 use super::time::{seconds_to_time_ms, utc_string};
+pub use members::{Header, Payload};
 
 /// Clerk's `TokenVerificationErrorReason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,12 +139,24 @@ const LOOSE_B64URL: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(false),
 );
 
+/// Base64url-decodes a header or payload and parses it. The JSON is only read while parsing,
+/// so a usual-sized part is decoded on the stack rather than into a fresh allocation.
+fn decode_part<T>(part: &str, parse: fn(&[u8]) -> serde_json::Result<T>) -> Option<T> {
+    let mut stack = [0_u8; 2048];
+    if base64::decoded_len_estimate(part.len()) <= stack.len() {
+        let len = LOOSE_B64URL.decode_slice(part, &mut stack).ok()?;
+        parse(&stack[..len]).ok()
+    } else {
+        parse(&LOOSE_B64URL.decode(part).ok()?).ok()
+    }
+}
+
 /// A decoded, not yet verified, JWT.
 #[derive(Debug)]
 pub struct Jwt<'t> {
     signing_input: &'t str,
-    header: Map<String, Value>,
-    payload: Map<String, Value>,
+    header: Header,
+    payload: Payload,
     signature: Vec<u8>,
 }
 
@@ -165,15 +178,8 @@ impl<'t> Jwt<'t> {
                 "Invalid JWT form. The header, payload, or signature could not be decoded.",
             )
         };
-        let object = |part: &str| -> Result<Map<String, Value>, TokenError> {
-            let bytes = LOOSE_B64URL.decode(part).map_err(|_| undecodable())?;
-            match serde_json::from_slice(&bytes) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err(undecodable()),
-            }
-        };
-        let header = object(h)?;
-        let payload = object(p)?;
+        let header = decode_part(h, Header::from_json).ok_or_else(undecodable)?;
+        let payload = decode_part(p, Payload::from_json).ok_or_else(undecodable)?;
         let signature = LOOSE_B64URL.decode(s).map_err(|_| undecodable())?;
         Ok(Self {
             signing_input: &token[..h.len() + 1 + p.len()],
@@ -183,15 +189,15 @@ impl<'t> Jwt<'t> {
         })
     }
 
-    pub fn header(&self) -> &Map<String, Value> {
+    pub fn header(&self) -> &Header {
         &self.header
     }
 
-    pub fn payload(&self) -> &Map<String, Value> {
+    pub fn payload(&self) -> &Payload {
         &self.payload
     }
 
-    pub fn into_payload(self) -> Map<String, Value> {
+    pub fn into_payload(self) -> Payload {
         self.payload
     }
 
@@ -251,7 +257,7 @@ pub async fn verify_token<K: KeySource>(
     keys: &K,
     options: &VerifyOptions,
     now_ms: i64,
-) -> Result<Map<String, Value>, TokenError> {
+) -> Result<Payload, TokenError> {
     let jwt = Jwt::decode(token)?;
     verify_jwt(&jwt, keys, options, now_ms).await?;
     Ok(jwt.into_payload())
@@ -380,9 +386,10 @@ pub trait Claims {
     fn claim(&self, claim: Claim) -> Option<&Value>;
 }
 
-impl Claims for Map<String, Value> {
+impl Claims for Payload {
     fn claim(&self, claim: Claim) -> Option<&Value> {
-        self.get(claim.name())
+        // `members::PAYLOAD` starts with `Claim::ALL`, in its order.
+        self.slot_value(claim as usize)
     }
 }
 
@@ -558,7 +565,7 @@ pub async fn explain<K: KeySource>(
     let mut steps = Vec::new();
     let jwt = match Jwt::decode(token) {
         Ok(jwt) => {
-            let detail = format!("header {}", Value::Object(jwt.header.clone()));
+            let detail = format!("header {}", Value::Object(jwt.header.to_map()));
             steps.push(Step {
                 name: "decode",
                 outcome: Ok(detail),
@@ -708,5 +715,6 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+mod members;
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::auth::SessionAuth;
-use super::jwt::{Claim, Claims, Jwt, TokenError};
+use super::jwt::{Claim, Claims, Jwt, Payload, TokenError};
 use super::keys::VerifyingKey;
 
 /// The claims decisions read after verification (the claim checks and the cookie rules'
@@ -16,7 +16,7 @@ use super::keys::VerifyingKey;
 pub struct KeptClaims([Option<Value>; Claim::ALL.len()]);
 
 impl KeptClaims {
-    pub fn new(payload: &Map<String, Value>) -> Self {
+    pub fn new(payload: &Payload) -> Self {
         Self(Claim::ALL.map(|claim| payload.claim(claim).cloned()))
     }
 }
@@ -40,15 +40,16 @@ pub struct Verified {
 }
 
 impl Verified {
-    pub fn new(jwt: &Jwt<'_>, key: Arc<VerifyingKey>) -> Self {
-        let payload = jwt.payload();
-        let claims = KeptClaims::new(payload);
+    pub fn new(jwt: Jwt<'_>, key: Arc<VerifyingKey>) -> Self {
+        let kid = jwt.kid().map(Box::from);
+        let machine = jwt.is_machine_or_non_session();
+        let payload = jwt.into_payload();
         Self {
             key,
-            kid: jwt.kid().map(Box::from),
-            claims,
+            kid,
+            claims: KeptClaims::new(&payload),
             auth: Arc::new(SessionAuth::from_claims(payload)),
-            machine: jwt.is_machine_or_non_session(),
+            machine,
         }
     }
 
@@ -137,7 +138,8 @@ pub enum Token<'t> {
     Cached(Arc<Verified>),
     /// A `Rejected::WithKey`: refused again without decoding while that key is current.
     Rejected(Arc<Rejected>),
-    Decoded(Jwt<'t>, Option<Known>),
+    /// Boxed: a decoded token is large (its members sit in fixed slots) and moves about.
+    Decoded(Box<Jwt<'t>>, Option<Known>),
 }
 
 impl Token<'_> {

@@ -325,13 +325,13 @@ fn a_remembered_signature_is_not_checked_again_but_the_rest_is() {
     // which is why the shared tier is keyed by a cryptographic digest of the whole token.
     let forged = token(&key2());
     let jwt = clerk_forward_auth::domain::jwt::Jwt::decode(&forged).unwrap();
-    let entry = Arc::new(Verified::new(&jwt, shared_key()));
+    let entry = Arc::new(Verified::new(jwt, shared_key()));
     tokens.insert(&forged, entry, (now + 60) * 1000);
     let expired = token_with(&key2(), json!({"exp": now - 60}));
     let jwt = clerk_forward_auth::domain::jwt::Jwt::decode(&expired).unwrap();
     tokens.insert(
         &expired,
-        Arc::new(Verified::new(&jwt, shared_key())),
+        Arc::new(Verified::new(jwt, shared_key())),
         (now + 60) * 1000,
     );
     std::thread::scope(|scope| {

@@ -249,7 +249,9 @@ pub fn uses_suffixed_cookies(
 fn peek<'t>(tokens: &dyn TokenCache, token: &'t str) -> Option<Token<'t>> {
     match tokens.lookup(token) {
         Some(Known::Verified(verified)) => Some(Token::Cached(verified)),
-        _ => Jwt::decode(token).ok().map(|jwt| Token::Decoded(jwt, None)),
+        _ => Jwt::decode(token)
+            .ok()
+            .map(|jwt| Token::Decoded(Box::new(jwt), None)),
     }
 }
 

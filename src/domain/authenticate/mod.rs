@@ -246,7 +246,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             other => other,
         };
         Jwt::decode(raw)
-            .map(|jwt| Token::Decoded(jwt, known))
+            .map(|jwt| Token::Decoded(Box::new(jwt), known))
             .inspect_err(|error| self.reject(raw, Rejected::Malformed(error.clone())))
     }
 
@@ -273,7 +273,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                     jwt::check_claims(verified.claims(), options, now_ms)?;
                     return Ok(verified.auth.clone());
                 }
-                (Jwt::decode(raw)?, None)
+                (Box::new(Jwt::decode(raw)?), None)
             }
             Token::Rejected(rejected) => {
                 if let Rejected::WithKey {
@@ -283,7 +283,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                 {
                     return Err(error.clone());
                 }
-                (Jwt::decode(raw)?, None)
+                (Box::new(Jwt::decode(raw)?), None)
             }
             Token::Decoded(jwt, known) => (jwt, known),
         };
@@ -308,7 +308,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             );
             return Err(error);
         }
-        let verified = Arc::new(Verified::new(&jwt, key));
+        let verified = Arc::new(Verified::new(*jwt, key));
         let remembered = verified
             .expires_at_ms(options.clock_skew_ms)
             .filter(|expires_at| *expires_at > now_ms);
@@ -319,7 +319,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                 self.tokens.insert(raw, verified.clone(), expires_at);
             }
         }
-        if let Err(error) = jwt::check_claims(jwt.payload(), options, now_ms) {
+        if let Err(error) = jwt::check_claims(verified.claims(), options, now_ms) {
             if remembered.is_none() {
                 self.reject(raw, Rejected::Claims(verified));
             }
@@ -635,7 +635,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             .await
             .map_err(|_| RefreshError::InvalidSessionToken)?;
         Ok(RequestState::SignedIn {
-            auth: Arc::new(SessionAuth::from_claims(&claims)),
+            auth: Arc::new(SessionAuth::from_claims(claims)),
             carrier: TokenCarrier::Cookie,
             set_cookies: directives,
             location: Some(clerk_url.to_string()),
@@ -740,7 +740,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             Ok(claims) => {
                 self.observer.handshake_resolution(Resolution::SignedIn);
                 Some(RequestState::SignedIn {
-                    auth: Arc::new(SessionAuth::from_claims(&claims)),
+                    auth: Arc::new(SessionAuth::from_claims(claims)),
                     carrier: TokenCarrier::Cookie,
                     set_cookies,
                     location,

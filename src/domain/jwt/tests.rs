@@ -29,7 +29,7 @@ fn options() -> VerifyOptions {
     }
 }
 
-fn verify_pem(token: &str, options: &VerifyOptions) -> Result<Map<String, Value>, TokenError> {
+fn verify_pem(token: &str, options: &VerifyOptions) -> Result<Payload, TokenError> {
     block_on(verify_token(token, &pem_key(), options, NOW_MS))
 }
 
@@ -45,7 +45,7 @@ fn b64(v: &Value) -> String {
 fn a_valid_token_returns_its_claims() {
     let token = signer().sign(&claims());
     let payload = verify_pem(&token, &options()).unwrap();
-    assert_eq!(payload["sub"], "user_1");
+    assert_eq!(payload.get("sub"), Some(&json!("user_1")));
 }
 
 #[test]
@@ -347,4 +347,46 @@ fn machine_tokens_are_recognised() {
     assert!(!Jwt::decode(&session).unwrap().is_machine_or_non_session());
     assert!(is_opaque_machine_token("mt_abc") && is_opaque_machine_token("ak_1"));
     assert!(!is_opaque_machine_token("eyJ"));
+}
+
+#[test]
+fn each_claim_is_its_own_payload_slot() {
+    let payload = Payload::from_map(
+        Claim::ALL
+            .iter()
+            .map(|claim| (claim.name().to_owned(), json!(claim.name())))
+            .collect(),
+    );
+    for claim in Claim::ALL {
+        assert_eq!(
+            payload.claim(claim),
+            Some(&json!(claim.name())),
+            "{claim:?}"
+        );
+    }
+}
+
+#[test]
+fn a_payload_of_any_size_verifies_and_bad_base64_fails_at_every_size() {
+    // Sizes about the stack buffer's 2048 bytes, and either side of them.
+    let base = with(claims(), json!({"pad": ""})).to_string().len();
+    let sizes = [0, 5000].into_iter().chain(2040 - base..2056 - base);
+    for size in sizes {
+        let token = signer().sign(&with(claims(), json!({"pad": "x".repeat(size)})));
+        let payload = verify_pem(&token, &options()).unwrap();
+        assert_eq!(
+            payload.get("pad").and_then(Value::as_str).map(str::len),
+            Some(size)
+        );
+        // `!` is no base64url digit, and a lone trailing digit is no byte: both are refused
+        // whether the part is decoded on the stack or on the heap.
+        let (header, rest) = token.split_once('.').unwrap();
+        let (body, signature) = rest.split_once('.').unwrap();
+        for broken in [
+            format!("{header}.!{body}.{signature}"),
+            format!("{header}.{body}A.{signature}"),
+        ] {
+            assert_eq!(reason_of(&broken), "token-invalid", "size {size}");
+        }
+    }
 }
