@@ -10,7 +10,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
 use super::keys::{KeySource, VerifyingKey};
-use super::time::{seconds_to_time_ms, utc_string};
+use super::time::{UtcString, seconds_to_time_ms};
 pub use members::{Header, Payload};
 
 /// Clerk's `TokenVerificationErrorReason`.
@@ -510,8 +510,8 @@ fn check_exp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
             TokenErrorReason::TokenExpired,
             format!(
                 "JWT is expired. Expiry date: {}, Current date: {}.",
-                utc_string(exp),
-                utc_string(Some(i.now))
+                UtcString(exp),
+                UtcString(Some(i.now))
             ),
         ));
     }
@@ -526,7 +526,7 @@ fn check_not_after_now(i: &ClaimInput<'_>, claim: Claim) -> Result<(), TokenErro
     if !value.is_some_and(|v| v > i.now + i.skew) {
         return Ok(());
     }
-    let (current, at) = (utc_string(Some(i.now)), utc_string(value));
+    let (current, at) = (UtcString(Some(i.now)), UtcString(value));
     Err(if claim == Claim::Nbf {
         TokenError::new(
             TokenErrorReason::TokenNotActiveYet,

@@ -1,5 +1,6 @@
 //! Clock helpers with JavaScript `Date` semantics, so messages and edge cases match Clerk's.
 
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// JavaScript's time-value limit: ±8.64e15 ms; past it a `Date` is invalid.
@@ -20,34 +21,87 @@ pub fn seconds_to_time_ms(seconds: f64) -> Option<f64> {
 }
 
 /// `Date.prototype.toUTCString()`: `Thu, 01 Jan 1970 00:00:00 GMT`, or `Invalid Date`.
-pub fn utc_string(ms: Option<f64>) -> String {
-    let Some(ms) = ms else {
-        return "Invalid Date".to_owned();
-    };
-    // The range check above keeps this cast exact.
-    #[allow(clippy::cast_possible_truncation)]
-    let ms = ms as i64;
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
-    let year = if year < 0 {
-        format!("-{:06}", -year)
-    } else {
-        format!("{year:04}")
-    };
-    format!(
-        "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// A `Display`, so that a message writes the date straight into itself: an expired token is
+/// common, and its message carries two dates.
+pub struct UtcString(pub Option<f64>);
+
+impl fmt::Display for UtcString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let Some(ms) = self.0 else {
+            return f.write_str("Invalid Date");
+        };
+        // Callers pass time values within ±8.64e15 ms, which this cast keeps exact.
+        #[allow(clippy::cast_possible_truncation)]
+        let ms = ms as i64;
+        let secs = ms.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        let mut out = Ascii::default();
+        out.push(WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)]);
+        out.push(", ");
+        out.digits(day.unsigned_abs(), 2);
+        out.push(" ");
+        out.push(MONTHS[usize::try_from(month - 1).unwrap_or(0)]);
+        out.push(" ");
+        if year < 0 {
+            out.push("-");
+            out.digits(year.unsigned_abs(), 6);
+        } else {
+            out.digits(year.unsigned_abs(), 4);
+        }
+        out.push(" ");
+        out.digits(rem.unsigned_abs() / 3600, 2);
+        out.push(":");
+        out.digits(rem.unsigned_abs() % 3600 / 60, 2);
+        out.push(":");
+        out.digits(rem.unsigned_abs() % 60, 2);
+        out.push(" GMT");
+        f.write_str(out.as_str())
+    }
+}
+
+/// A short ASCII string on the stack; what does not fit is dropped. The longest date,
+/// `Tue, 20 Apr -271821 00:00:00 GMT`, is exactly 32 bytes.
+#[derive(Default)]
+struct Ascii {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Ascii {
+    fn push(&mut self, text: &str) {
+        for &byte in text.as_bytes() {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = byte;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// `value` in decimal, zero-padded to at least `width` digits.
+    fn digits(&mut self, value: u64, width: usize) {
+        let mut buf = [b'0'; 20];
+        let mut at = buf.len();
+        let mut rest = value;
+        while rest > 0 || buf.len() - at < width.max(1) {
+            at -= 1;
+            // A digit: always below 10.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (rest % 10) as u8;
+            buf[at] = b'0' + digit;
+            rest /= 10;
+        }
+        self.push(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 /// Howard Hinnant's days → (year, month, day) in the proleptic Gregorian calendar.
@@ -67,6 +121,66 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn utc_string(ms: Option<f64>) -> String {
+        UtcString(ms).to_string()
+    }
+
+    /// The formatting this module had before it wrote dates without `format!`, kept to
+    /// check the new one against.
+    fn reference(ms: f64) -> String {
+        #[allow(clippy::cast_possible_truncation)]
+        let ms = ms as i64;
+        let secs = ms.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap()];
+        let month = MONTHS[usize::try_from(month - 1).unwrap()];
+        let year = if year < 0 {
+            format!("-{:06}", -year)
+        } else {
+            format!("{year:04}")
+        };
+        format!(
+            "{weekday}, {day:02} {month} {year} {:02}:{:02}:{:02} GMT",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn writes_what_format_wrote(ms in -MAX_TIME_MS..=MAX_TIME_MS) {
+            prop_assert_eq!(utc_string(Some(ms)), reference(ms));
+        }
+    }
+
+    #[test]
+    fn the_extremes_of_a_date_fit() {
+        for ms in [
+            -MAX_TIME_MS,
+            MAX_TIME_MS,
+            -62_198_755_200_000.0,
+            253_402_300_800_000.0,
+        ] {
+            assert_eq!(utc_string(Some(ms)), reference(ms));
+        }
+        assert_eq!(
+            utc_string(Some(MAX_TIME_MS)),
+            "Sat, 13 Sep 275760 00:00:00 GMT"
+        );
+        assert_eq!(
+            utc_string(Some(-MAX_TIME_MS)),
+            "Tue, 20 Apr -271821 00:00:00 GMT"
+        );
+    }
 
     #[test]
     fn formats_like_to_utc_string() {
