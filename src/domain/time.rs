@@ -20,6 +20,12 @@ pub fn seconds_to_time_ms(seconds: f64) -> Option<f64> {
     (ms.is_finite() && ms.abs() <= MAX_TIME_MS).then_some(ms)
 }
 
+/// `toUTCString()`'s names; day 0 of the epoch was a Thursday.
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `Date.prototype.toUTCString()`: `Thu, 01 Jan 1970 00:00:00 GMT`, or `Invalid Date`.
 /// A `Display`, so that a message writes the date straight into itself: an expired token is
 /// common, and its message carries two dates.
@@ -27,10 +33,6 @@ pub struct UtcString(pub Option<f64>);
 
 impl fmt::Display for UtcString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
         let Some(ms) = self.0 else {
             return f.write_str("Invalid Date");
         };
@@ -136,10 +138,6 @@ mod tests {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
-        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
         let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap()];
         let month = MONTHS[usize::try_from(month - 1).unwrap()];
         let year = if year < 0 {

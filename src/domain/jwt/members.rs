@@ -86,14 +86,18 @@ impl<const N: usize> Members<N> {
     }
 
     fn slot(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|known| *known == name)
+        slot_of(self.names, name)
     }
 
     fn set(&mut self, name: &str, value: Value) {
-        match self.slot(name) {
-            Some(slot) => self.known[slot] = Some(value),
-            None => {
-                self.rest.insert(name.to_owned(), value);
+        self.put(Key::of(self.names, name), value);
+    }
+
+    fn put(&mut self, key: Key, value: Value) {
+        match key {
+            Key::Known(slot) => self.known[slot] = Some(value),
+            Key::Other(name) => {
+                self.rest.insert(name, value);
             }
         }
     }
@@ -142,22 +146,26 @@ impl<'de, const N: usize> Visitor<'de> for MembersVisitor<N> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = self.0;
         while let Some(key) = map.next_key_seed(KeySeed(members.names))? {
-            let value: Value = map.next_value()?;
-            match key {
-                Key::Known(slot) => members.known[slot] = Some(value),
-                Key::Other(name) => {
-                    members.rest.insert(name, value);
-                }
-            }
+            members.put(key, map.next_value()?);
         }
         Ok(members)
     }
+}
+
+fn slot_of(names: &[&str], name: &str) -> Option<usize> {
+    names.iter().position(|known| *known == name)
 }
 
 /// A member name: a known one is only its slot, so it is never copied.
 enum Key {
     Known(usize),
     Other(String),
+}
+
+impl Key {
+    fn of(names: &[&str], name: &str) -> Self {
+        slot_of(names, name).map_or_else(|| Self::Other(name.to_owned()), Self::Known)
+    }
 }
 
 struct KeySeed<const N: usize>(&'static [&'static str; N]);
@@ -179,10 +187,7 @@ impl<const N: usize> Visitor<'_> for KeySeed<N> {
 
     // serde_json hands over an escaped name already unescaped, so `"s\u0075b"` is `sub`.
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Key, E> {
-        Ok(match self.0.iter().position(|known| *known == name) {
-            Some(slot) => Key::Known(slot),
-            None => Key::Other(name.to_owned()),
-        })
+        Ok(Key::of(self.0, name))
     }
 }
 

@@ -378,8 +378,8 @@ fn a_payload_of_any_size_verifies_and_bad_base64_fails_at_every_size() {
             payload.get("pad").and_then(Value::as_str).map(str::len),
             Some(size)
         );
-        // `!` is no base64url digit, and a lone trailing digit is no byte: both are refused
-        // whether the part is decoded on the stack or on the heap.
+        // `!` is no base64url digit, refused on the stack and on the heap alike; an extra
+        // `A` leaves either a lone digit (no byte) or a byte after the JSON object.
         let (header, rest) = token.split_once('.').unwrap();
         let (body, signature) = rest.split_once('.').unwrap();
         for broken in [
