@@ -1,6 +1,7 @@
 //! Clerk's `verifyToken`/`verifyJwt` (spec §3): decode, key, header, signature, then claims,
 //! in that order and with Clerk's reason strings.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -113,16 +114,26 @@ impl TokenError {
 
     /// `getFullMessage()`: `<message> <action> (reason=…, token-carrier=…)`.
     pub fn full_message(&self, carrier: TokenCarrier) -> String {
-        let text = match self.action {
-            Some(action) if !self.message.is_empty() => format!("{} {action}", self.message),
-            Some(action) => action.to_owned(),
-            None => self.message.clone(),
+        let action = self.action.unwrap_or("");
+        let space = if self.message.is_empty() || action.is_empty() {
+            ""
+        } else {
+            " "
         };
-        format!(
-            "{text} (reason={}, token-carrier={})",
+        // Built in one allocation: every invalid token's answer carries this message.
+        let parts = [
+            self.message.as_str(),
+            space,
+            action,
+            " (reason=",
             self.reason.as_str(),
-            carrier.as_str()
-        )
+            ", token-carrier=",
+            carrier.as_str(),
+            ")",
+        ];
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|p| text.push_str(p));
+        text
     }
 }
 
@@ -506,14 +517,15 @@ fn check_exp(i: &ClaimInput<'_>) -> Result<(), TokenError> {
         ));
     };
     if exp.is_some_and(|exp| exp <= i.now - i.skew) {
-        return Err(TokenError::new(
-            TokenErrorReason::TokenExpired,
-            format!(
-                "JWT is expired. Expiry date: {}, Current date: {}.",
-                UtcString(exp),
-                UtcString(Some(i.now))
-            ),
-        ));
+        // Sized for two dates: `format!` guesses short and reallocates.
+        let mut message = String::with_capacity(112);
+        let _ = write!(
+            message,
+            "JWT is expired. Expiry date: {}, Current date: {}.",
+            UtcString(exp),
+            UtcString(Some(i.now))
+        );
+        return Err(TokenError::new(TokenErrorReason::TokenExpired, message));
     }
     Ok(())
 }

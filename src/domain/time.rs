@@ -77,11 +77,13 @@ struct Ascii {
 
 impl Ascii {
     fn push(&mut self, text: &str) {
-        for &byte in text.as_bytes() {
-            if let Some(slot) = self.bytes.get_mut(self.len) {
-                *slot = byte;
-                self.len += 1;
-            }
+        text.bytes().for_each(|byte| self.byte(byte));
+    }
+
+    fn byte(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
         }
     }
 
@@ -98,7 +100,7 @@ impl Ascii {
             buf[at] = b'0' + digit;
             rest /= 10;
         }
-        self.push(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+        buf[at..].iter().for_each(|&digit| self.byte(digit));
     }
 
     fn as_str(&self) -> &str {

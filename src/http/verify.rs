@@ -29,6 +29,7 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const INVALID_TOKEN: HeaderValue = HeaderValue::from_static("Bearer error=\"invalid_token\"");
 const BEARER: HeaderValue = HeaderValue::from_static("Bearer");
 const EMPTY: HeaderValue = HeaderValue::from_static("");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// ingress-nginx marks its auth subrequests with it.
 const X_SENT_FROM: HeaderName = HeaderName::from_static("x-sent-from");
 const MAX_MESSAGE_HEADER_BYTES: usize = 1024;
@@ -344,11 +345,12 @@ async fn handle(req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
 }
 
 fn bad_request(message: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(ErrorBody {
+    ErrorBody {
         status: "bad-request",
         reason: "invalid-auth-url",
         message,
-    })
+    }
+    .respond(&mut HttpResponse::BadRequest())
 }
 
 /// The request's headers with the original request taken from `rd`, which must be on the
@@ -396,20 +398,17 @@ pub fn render_for_nginx(decision: &Decision, names: &ResponseHeaders) -> HttpRes
     } = decision
     {
         *response.status_mut() = StatusCode::UNAUTHORIZED;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, JSON);
         // Like every 401, with a body: nginx discards it, but other clients read it.
         let reason = reason
             .as_ref()
             .map_or(decision.outcome().into(), Reason::as_str);
-        let body = serde_json::to_string(&ErrorBody {
+        let body = ErrorBody {
             status: "signed-out",
             reason: &reason,
             message,
-        })
-        .unwrap_or_default();
+        }
+        .to_vec();
         return response.set_body(body).map_into_boxed_body();
     }
     response
@@ -430,14 +429,16 @@ fn render_answer(decision: &Decision, names: &ResponseHeaders, outcome: &Outcome
         .as_deref()
         .and_then(|u| HeaderValue::from_str(u).ok());
     let Some(location) = location.filter(|_| outcome.redirect_count < 3.0) else {
-        return HttpResponse::Unauthorized()
-            .insert_header((AUTH_STATUS, SIGNED_OUT))
-            .insert_header((header::CACHE_CONTROL, NO_STORE))
-            .json(ErrorBody {
-                status: "signed-out",
-                reason: "answer-loop",
-                message: "The request keeps being refused by /verify and allowed by /answer.",
-            });
+        return ErrorBody {
+            status: "signed-out",
+            reason: "answer-loop",
+            message: "The request keeps being refused by /verify and allowed by /answer.",
+        }
+        .respond(
+            HttpResponse::Unauthorized()
+                .insert_header((AUTH_STATUS, SIGNED_OUT))
+                .insert_header((header::CACHE_CONTROL, NO_STORE)),
+        );
     };
     let mut builder = HttpResponse::build(StatusCode::TEMPORARY_REDIRECT);
     builder
@@ -482,13 +483,15 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
                         BEARER
                     },
                 ));
-            debug_headers(&mut builder, &reason.as_str(), message);
+            let reason = reason.as_str();
+            debug_headers(&mut builder, &reason, message);
             cookies(&mut builder, set_cookies);
-            builder.json(ErrorBody {
+            ErrorBody {
                 status: "signed-out",
-                reason: &reason.as_str(),
+                reason: &reason,
                 message,
-            })
+            }
+            .respond(&mut builder)
         }
         Decision::Redirect {
             kind,
@@ -534,11 +537,12 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
                         "metadata": {"reverification": {"level": r.level.as_str(), "afterMinutes": r.after_minutes}},
                     }
                 })),
-                None => builder.json(ErrorBody {
+                None => ErrorBody {
                     status: "forbidden",
                     reason: forbidden.reason(),
                     message: "",
-                }),
+                }
+                .respond(&mut builder),
             }
         }
         Decision::Anonymous { reason } => {
@@ -558,12 +562,14 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
                 .insert_header((AUTH_STATUS, SIGNED_OUT))
                 .insert_header((header::CACHE_CONTROL, NO_STORE))
                 .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
-            debug_headers(&mut builder, &reason.as_str(), message);
-            builder.json(ErrorBody {
+            let reason = reason.as_str();
+            debug_headers(&mut builder, &reason, message);
+            ErrorBody {
                 status: "unavailable",
-                reason: &reason.as_str(),
+                reason: &reason,
                 message,
-            })
+            }
+            .respond(&mut builder)
         }
     }
 }
@@ -573,6 +579,28 @@ struct ErrorBody<'a> {
     status: &'static str,
     reason: &'a str,
     message: &'a str,
+}
+
+impl ErrorBody<'_> {
+    /// The body as JSON, written into one buffer sized for it: `HttpResponseBuilder::json`
+    /// grows a string from empty, which cost an invalid token's answer three reallocations.
+    fn to_vec(&self) -> Vec<u8> {
+        let len = r#"{"status":"","reason":"","message":""}"#.len()
+            + self.status.len()
+            + self.reason.len()
+            + self.message.len();
+        // Room for a few escapes; more only costs a reallocation.
+        let mut body = Vec::with_capacity(len + 16);
+        // Writing strings into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut body, self);
+        body
+    }
+
+    fn respond(&self, builder: &mut HttpResponseBuilder) -> HttpResponse {
+        builder
+            .insert_header((header::CONTENT_TYPE, JSON))
+            .body(self.to_vec())
+    }
 }
 
 /// Clerk's debug headers. Like Clerk, a value that cannot be a header value is skipped.

@@ -65,6 +65,11 @@ async fn signed_out(response: reqwest::Response) -> (u16, String, Option<String>
         None,
         "no identity on a denial"
     );
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("application/json"),
+        "a denial's body is JSON"
+    );
     let body: Value = response.json().await.unwrap();
     (status, reason, www, body)
 }

@@ -222,6 +222,16 @@ fn messages_are_clerks_words() {
         "Invalid JWT algorithm \"none\". Supported: RS256,RS384,RS512. Make sure that this is a \
          valid Clerk-generated JWT. (reason=token-invalid-algorithm, token-carrier=header)"
     );
+    let action_only = TokenError {
+        reason: TokenErrorReason::TokenInvalid,
+        message: String::new(),
+        action: Some(CONTACT_SUPPORT),
+    };
+    assert_eq!(
+        action_only.full_message(TokenCarrier::Header),
+        "Contact support@clerk.com (reason=token-invalid, token-carrier=header)",
+        "no leading space without a message"
+    );
     let azp = verify_pem(&s.sign(&with(claims(), json!({"azp": null}))), &options()).unwrap_err();
     assert_eq!(
         azp.message,
