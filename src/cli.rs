@@ -94,7 +94,7 @@ pub fn run() -> ExitCode {
             if let Some(listen) = listen {
                 settings.listen = listen;
             }
-            telemetry::init(settings.log_format, &settings.log_level);
+            let _logs = telemetry::init(settings.log_format, &settings.log_level);
             for warning in warnings.0 {
                 tracing::warn!("{warning}");
             }

@@ -17,7 +17,7 @@ use crate::telemetry;
 const DEV_FRONTEND_API: &str = "clerk.example.com";
 
 pub async fn run(listen: SocketAddr) -> ExitCode {
-    telemetry::init(LogFormat::Human, "info");
+    let _logs = telemetry::init(LogFormat::Human, "info");
     let signer = match Signer::generate("ins_dev") {
         Ok(signer) => signer,
         Err(e) => {

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub token_cache: IntCounterVec,
     pub token_cache_entries: IntGauge,
+    /// Mirrors the log writer's count at scrape time.
+    log_lines_dropped: prometheus::IntCounter,
     /// Handles resolved once for the per-request path: a labelled lookup costs a hash and a
     /// lock on every request.
     allowed: prometheus::IntCounter,
@@ -145,6 +147,11 @@ impl Metrics {
         )?;
         let token_cache_entries =
             IntGauge::with_opts(opts("token_cache_entries", "Verified tokens remembered."))?;
+        let log_lines_dropped = prometheus::IntCounter::with_opts(opts(
+            "log_lines_dropped_total",
+            "Log lines dropped because whatever reads the service's output fell behind.",
+        ))?;
+        registry.register(Box::new(log_lines_dropped.clone()))?;
         registry.register(Box::new(token_cache.clone()))?;
         registry.register(Box::new(token_cache_entries.clone()))?;
         registry.register(Box::new(handshake_resolutions.clone()))?;
@@ -194,6 +201,7 @@ impl Metrics {
             latency,
             token_cache,
             token_cache_entries,
+            log_lines_dropped,
         })
     }
 
@@ -243,6 +251,9 @@ impl Metrics {
             self.token_cache_entries
                 .set(i64::try_from(count()).unwrap_or(i64::MAX));
         }
+        let dropped = crate::telemetry::dropped_lines();
+        self.log_lines_dropped
+            .inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
         let last = self.last_refresh_ms.load(Ordering::Relaxed);
         if last > 0 {
             #[allow(clippy::cast_precision_loss)]

@@ -266,6 +266,16 @@ impl Policy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleNames(pub Vec<Arc<str>>);
 
+impl RuleNames {
+    /// The names joined with `+`; borrowed when there is one, as there usually is.
+    pub fn joined(&self) -> std::borrow::Cow<'_, str> {
+        match self.0.as_slice() {
+            [one] => std::borrow::Cow::Borrowed(one),
+            _ => std::borrow::Cow::Owned(self.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for RuleNames {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, name) in self.0.iter().enumerate() {

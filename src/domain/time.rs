@@ -67,6 +67,30 @@ impl fmt::Display for UtcString {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` (RFC 3339, UTC) for whole seconds since the epoch; years past 9999
+/// get more digits.
+pub fn rfc3339_seconds(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (days, rem) = (
+        secs.div_euclid(86_400),
+        secs.rem_euclid(86_400).unsigned_abs(),
+    );
+    let (year, month, day) = civil_from_days(days);
+    let mut out = Ascii::default();
+    out.digits(year.unsigned_abs(), 4);
+    for (separator, value) in [
+        ("-", month.unsigned_abs()),
+        ("-", day.unsigned_abs()),
+        ("T", rem / 3600),
+        (":", rem % 3600 / 60),
+        (":", rem % 60),
+    ] {
+        out.push(separator);
+        out.digits(value, 2);
+    }
+    out.as_str().to_owned()
+}
+
 /// A short ASCII string on the stack; what does not fit is dropped. The longest date,
 /// `Tue, 20 Apr -271821 00:00:00 GMT`, is exactly 32 bytes.
 #[derive(Default)]
@@ -129,6 +153,20 @@ mod tests {
 
     fn utc_string(ms: Option<f64>) -> String {
         UtcString(ms).to_string()
+    }
+
+    #[test]
+    fn rfc3339_seconds_agrees_with_date() {
+        // `date -u -d @SECONDS +%FT%T`.
+        for (secs, expected) in [
+            (0, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_798_354_514, "2026-12-27T06:55:14"),
+            (4_102_444_799, "2099-12-31T23:59:59"),
+            (253_402_300_799, "9999-12-31T23:59:59"),
+        ] {
+            assert_eq!(rfc3339_seconds(secs), expected);
+        }
     }
 
     /// The formatting this module had before it wrote dates without `format!`, kept to

@@ -330,15 +330,21 @@ async fn handle(req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
         Decision::Allow { auth, .. } => auth.user_id.as_str(),
         _ => "",
     };
+    // Strings recorded as strings: a `%` field goes through the formatting machinery.
+    let rule = outcome.rule.joined();
     tracing::info!(
         outcome = label,
         reason,
-        rule = %outcome.rule,
+        rule = &*rule,
         user_id,
-        host = %outcome.host,
-        path = %outcome.path,
+        host = outcome.host,
+        path = outcome.path,
         status = response.status().as_u16(),
-        endpoint = if endpoint == Endpoint::Answer { "answer" } else { "verify" },
+        endpoint = if endpoint == Endpoint::Answer {
+            "answer"
+        } else {
+            "verify"
+        },
         "decision"
     );
     response

@@ -18,6 +18,18 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 
 /// Starts `serve` on a free port with `env` only (JSON logs), and returns it with its port.
 fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u64) {
+    let (child, port, lines) = serve_with_output(args, env);
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
+}
+
+type OutputLines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// `serve`, with the lines of its output after the one that gives the port.
+fn serve_with_output(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, u64, OutputLines) {
     use std::io::{BufRead, BufReader};
     let mut command = Command::new(BIN);
     command
@@ -42,8 +54,72 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, u64) {
             break v["port"].as_u64().unwrap();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    (child, port, lines)
+}
+
+/// The real binary's log: a JSON decision line per request with tracing's timestamp
+/// shape, written by the writer thread, and nothing lost when the process stops.
+#[tokio::test]
+async fn serve_logs_each_decision_as_json_and_flushes_on_exit() {
+    let (mut child, port, lines) = serve_with_output(
+        &[],
+        &[
+            ("CLERK_PUBLISHABLE_KEY", crate::helpers::PROD_PK),
+            ("CLERK_JWT_KEY", crate::helpers::PUBLIC_PEM),
+            ("CLERK_FA_SHUTDOWN_DELAY_MS", "0"),
+        ],
+    );
+    let reader = std::thread::spawn(move || lines.map(Result::unwrap).collect::<Vec<_>>());
+    let client = reqwest::Client::new();
+    for path in ["/one", "/two"] {
+        let status = client
+            .get(format!("http://127.0.0.1:{port}/verify"))
+            .header("x-forwarded-host", "app.example.com")
+            .header("x-forwarded-uri", path)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(child.wait().unwrap().success());
+    // The output closes when the process exits, so this ends.
+    let lines = reader.join().unwrap();
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let decisions: Vec<_> = parsed
+        .iter()
+        .filter(|v| v["message"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 2, "{lines:#?}");
+    for (decision, path) in decisions.iter().zip(["/one", "/two"]) {
+        assert_eq!(decision["level"], "INFO");
+        assert_eq!(decision["outcome"], "signed-out");
+        assert_eq!(decision["reason"], "session-token-and-uat-missing");
+        assert_eq!(decision["rule"], "default");
+        assert_eq!(decision["host"], "app.example.com");
+        assert_eq!(decision["path"], path);
+        assert_eq!(decision["status"], 401);
+        assert_eq!(decision["endpoint"], "verify");
+        let timestamp = decision["timestamp"].as_str().unwrap();
+        let shape: String = timestamp
+            .chars()
+            .map(|c| if c.is_ascii_digit() { 'd' } else { c })
+            .collect();
+        assert_eq!(shape, "dddd-dd-ddTdd:dd:dd.ddddddZ", "{timestamp}");
+    }
+    assert_eq!(
+        parsed.last().map(|v| v["message"].clone()),
+        Some("stopped".into()),
+        "the last line is written before the process exits: {lines:#?}"
+    );
 }
 
 #[test]

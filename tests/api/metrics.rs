@@ -51,6 +51,11 @@ async fn decisions_are_counted_by_outcome_and_reason() {
     ));
     assert_eq!(value(&m, "clerk_forward_auth_jwks_keys"), Some(1.0));
     assert_eq!(value(&m, "clerk_forward_auth_ready"), Some(1.0));
+    // Exposed from the start, so an alert on its rate works before the first drop.
+    assert_eq!(
+        value(&m, "clerk_forward_auth_log_lines_dropped_total"),
+        Some(0.0)
+    );
 }
 
 #[tokio::test]
