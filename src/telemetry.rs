@@ -120,12 +120,12 @@ impl FormatTime for Timestamp {
 /// written straight into the line for an event outside any span: through serde and its
 /// adaptors, the decision line cost 17,000 instructions, more than deciding. Events inside
 /// a span (only dependencies' debug events) go to tracing-subscriber, which adds the spans.
-pub struct JsonLine {
+struct JsonLine {
     in_span: Format<Json, Timestamp>,
 }
 
 impl JsonLine {
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self {
             in_span: tracing_subscriber::fmt::format()
                 .json()
@@ -133,12 +133,6 @@ impl JsonLine {
                 .with_target(false)
                 .with_timer(Timestamp),
         }
-    }
-}
-
-impl Default for JsonLine {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
