@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{Format, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
@@ -43,13 +43,12 @@ pub struct LogGuard {
 pub fn init(format: LogFormat, level: &str) -> LogGuard {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stdout().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES)
-        .lossy(true)
-        .thread_name("log-writer")
-        // The writer thread flushes whenever the queue runs dry, so a quiet service still
-        // shows each line at once.
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    // The writer thread flushes whenever the queue runs dry, so a quiet service still shows
+    // each line at once.
+    let (writer, guard) = queued(
+        BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        QUEUED_LINES,
+    );
     let counter = writer.error_counter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -74,6 +73,16 @@ pub fn init(format: LogFormat, level: &str) -> LogGuard {
         // Already installed: this writer thread has no subscriber to feed.
         Err(_) => LogGuard { _writer: None },
     }
+}
+
+/// A writer that queues up to `lines` lines for a thread writing to `out`, and drops
+/// (and counts) what does not fit rather than waiting.
+fn queued<W: std::io::Write + Send + 'static>(out: W, lines: usize) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .buffered_lines_limit(lines)
+        .lossy(true)
+        .thread_name("log-writer")
+        .finish(out)
 }
 
 /// Log lines dropped so far because the writer thread fell behind.
@@ -375,6 +384,73 @@ mod tests {
             ours[6].contains(r#""span":{"id":7,"name":"request"}"#),
             "{}",
             ours[6]
+        );
+    }
+
+    /// Blocks every write until `open` is sent, then appends to the buffer.
+    struct Stalled {
+        open: std::sync::mpsc::Receiver<()>,
+        opened: bool,
+        out: Buffer,
+    }
+
+    impl std::io::Write for Stalled {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if !self.opened {
+                self.open.recv().unwrap();
+                self.opened = true;
+            }
+            self.out.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A reader that stops reading must not stop requests: with the writer thread stuck, the
+    /// 100 events all return, what does not fit in the queue is counted as dropped, and what
+    /// did fit is written once the reader resumes.
+    #[test]
+    fn a_stalled_reader_drops_and_counts_lines_instead_of_blocking() {
+        let (open, wait) = std::sync::mpsc::channel();
+        let out = Buffer::default();
+        let (writer, guard) = queued(
+            Stalled {
+                open: wait,
+                opened: false,
+                out: out.clone(),
+            },
+            4,
+        );
+        let dropped = writer.error_counter();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLine::new())
+            .finish();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tracing::subscriber::with_default(subscriber, || {
+                for n in 0..100_u64 {
+                    tracing::info!(n, "decision");
+                }
+            });
+            done.send(()).unwrap();
+        });
+        // A bound only for the failure: a logger that waits would hang here forever.
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("logging waited for a stalled reader");
+        // One line may be with the stuck writer thread already; four wait in the queue.
+        let dropped = dropped.dropped_lines();
+        assert!((95..=96).contains(&dropped), "{dropped}");
+        open.send(()).unwrap();
+        drop(guard);
+        let written = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(written.lines().count(), 100 - dropped, "{written}");
+        assert!(
+            written.contains(r#""n":0}"#),
+            "the first line is kept: {written}"
         );
     }
 
