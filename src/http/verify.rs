@@ -330,12 +330,12 @@ async fn handle(req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
         Decision::Allow { auth, .. } => auth.user_id.as_str(),
         _ => "",
     };
-    // Strings recorded as strings: a `%` field goes through the formatting machinery.
-    let rule = outcome.rule.joined();
+    // Strings recorded as strings: a `%` field goes through the formatting machinery. The
+    // values are built only when the line is enabled, so `warn` joins no rule names.
     tracing::info!(
         outcome = label,
         reason,
-        rule = &*rule,
+        rule = &*outcome.rule.joined(),
         user_id,
         host = outcome.host,
         path = outcome.path,
