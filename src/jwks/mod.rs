@@ -181,11 +181,14 @@ impl KeySource for JwksSource {
         if let Ok(key) = self.lookup(kid) {
             return Ok(key);
         }
-        // Unknown kid (a rotation, or garbage): refetch, shared and rate-limited.
-        let outcome = self
-            .refetch
-            .get_with((), async { Arc::new(self.load().await) })
-            .await;
+        // Unknown kid (a rotation, or garbage): refetch, shared and rate-limited. Boxed:
+        // this future is 2.5 KB, and unboxed it made every request's future that much
+        // bigger, allocated and copied on each request.
+        let outcome = Box::pin(
+            self.refetch
+                .get_with((), async { Arc::new(self.load().await) }),
+        )
+        .await;
         match self.lookup(kid) {
             Ok(key) => Ok(key),
             Err(Some(keys)) => Err(kid_mismatch(kid, &keys.kids())),

@@ -333,8 +333,11 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         let cookies = CookieChoice::new(self.options, ctx, now_ms, self.tokens);
         let dev = self.options.is_dev();
 
-        // 1. Handshake resolution.
-        if let Some(state) = self.resolve_handshake(ctx, now_ms).await {
+        // 1. Handshake resolution. Rare, so its large future is boxed rather than carried
+        // (allocated and copied) by every request's.
+        if let Some(handshake) = Handshake::of(ctx)
+            && let Some(state) = Box::pin(self.resolve_handshake(ctx, handshake, now_ms)).await
+        {
             return state;
         }
         let has_client = cookies.client_uat != 0;
@@ -563,7 +566,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             && ctx.cookies.refresh_suffixed.is_some()
             && ctx.is_get()
         {
-            match self.refresh(ctx, cookies, now_ms).await {
+            // Boxed: rare, and large (see `cookie_path`).
+            match Box::pin(self.refresh(ctx, cookies, now_ms)).await {
                 Ok(state) => {
                     self.observer.refresh(true);
                     return state;
@@ -647,17 +651,9 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
     async fn resolve_handshake(
         &self,
         ctx: &RequestContext<'_>,
+        Handshake { nonce, token }: Handshake<'_>,
         now_ms: i64,
     ) -> Option<RequestState> {
-        let nonce = ctx
-            .query("__clerk_handshake_nonce")
-            .or_else(|| ctx.cookies.handshake_nonce.clone());
-        let token = ctx
-            .query("__clerk_handshake")
-            .or_else(|| ctx.cookies.handshake.clone());
-        if nonce.is_none() && token.is_none() {
-            return None;
-        }
         let dev = self.options.is_dev();
         let clerk_url = ctx.clerk_url()?;
         // Clerk's production SDK adds these cookies to the app's own response; a forward-auth
@@ -835,6 +831,25 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
 }
 
 /// The active organization differs from what the URL asks for (spec §6).
+/// What a browser back from the Frontend API's handshake carries: a nonce, a signed
+/// handshake, or both, each from the query or a cookie.
+struct Handshake<'a> {
+    nonce: Option<Cow<'a, str>>,
+    token: Option<Cow<'a, str>>,
+}
+
+impl<'a> Handshake<'a> {
+    fn of(ctx: &'a RequestContext<'_>) -> Option<Self> {
+        let nonce = ctx
+            .query("__clerk_handshake_nonce")
+            .or_else(|| ctx.cookies.handshake_nonce.clone());
+        let token = ctx
+            .query("__clerk_handshake")
+            .or_else(|| ctx.cookies.handshake.clone());
+        (nonce.is_some() || token.is_some()).then_some(Self { nonce, token })
+    }
+}
+
 fn is_org_mismatch(auth: &SessionAuth, target: &OrgTarget) -> bool {
     match target {
         OrgTarget::OrganizationId(id) => auth.org_id.as_deref() != Some(id.as_str()),
