@@ -43,7 +43,7 @@ pub async fn run(
             return ExitCode::FAILURE;
         }
     };
-    match explain(&settings, &request).await {
+    match Box::pin(explain(&settings, &request)).await {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

@@ -1,6 +1,8 @@
 //! clerk-forward-auth: Clerk's request authentication as an external-auth service for
 //! nginx, Traefik, Envoy, Caddy and HAProxy.
 #![forbid(unsafe_code)]
+// Threshold in clippy.toml: every request allocates its handler's future.
+#![warn(clippy::large_futures)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
