@@ -17,6 +17,7 @@ pub mod domain;
 pub mod explain;
 pub mod fuzz_logic;
 pub mod http;
+pub mod json;
 pub mod jwks;
 pub mod metrics;
 pub mod mint;

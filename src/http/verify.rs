@@ -15,6 +15,7 @@ use crate::domain::reason::Reason;
 use crate::domain::request::{AuthRequestLine, HeaderPairs, Headers, Name};
 use crate::domain::request::{ForwardedHeaders, HeaderList};
 use crate::domain::rules::query_requirements;
+use crate::json;
 use crate::service::{How, Outcome};
 
 const AUTH_STATUS: HeaderName = HeaderName::from_static("x-clerk-auth-status");
@@ -580,6 +581,7 @@ pub fn render(decision: &Decision, names: &ResponseHeaders) -> HttpResponse {
     }
 }
 
+/// Serialize: the oracle its hand-written JSON is tested against.
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {
     status: &'static str,
@@ -588,18 +590,23 @@ struct ErrorBody<'a> {
 }
 
 impl ErrorBody<'_> {
-    /// The body as JSON, written into one buffer sized for it: `HttpResponseBuilder::json`
-    /// grows a string from empty, which cost an invalid token's answer three reallocations.
+    /// The body as serde_json would write it, into one buffer sized for it: serde_json
+    /// escapes byte by byte, and `HttpResponseBuilder::json` grows a string from empty.
     fn to_vec(&self) -> Vec<u8> {
         let len = r#"{"status":"","reason":"","message":""}"#.len()
             + self.status.len()
             + self.reason.len()
             + self.message.len();
         // Room for a few escapes; more only costs a reallocation.
-        let mut body = Vec::with_capacity(len + 16);
-        // Writing strings into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut body, self);
-        body
+        let mut body = String::with_capacity(len + 16);
+        body.push_str(r#"{"status":"#);
+        json::push_string(&mut body, self.status);
+        body.push_str(r#","reason":"#);
+        json::push_string(&mut body, self.reason);
+        body.push_str(r#","message":"#);
+        json::push_string(&mut body, self.message);
+        body.push('}');
+        body.into_bytes()
     }
 
     fn respond(&self, builder: &mut HttpResponseBuilder) -> HttpResponse {
@@ -643,6 +650,15 @@ mod tests {
             if let Ok(value) = HeaderValue::from_bytes(&bytes) {
                 prop_assert_eq!(visible_ascii(&bytes), value.to_str().ok());
             }
+        }
+
+        #[test]
+        fn error_bodies_are_what_serde_json_writes(
+            reason in "[\\x00-\\x7f]{0,12}",
+            message in prop_oneof![any::<String>(), "[\\x00-\\x7f]{0,60}"],
+        ) {
+            let body = ErrorBody { status: "signed-out", reason: &reason, message: &message };
+            prop_assert_eq!(body.to_vec(), serde_json::to_vec(&body).unwrap());
         }
     }
 
