@@ -1,6 +1,8 @@
 //! `/verify`: rebuilds the original request, decides, and answers 200, 401, 307 or 503.
 //! This is the one place a decision becomes a status code and headers.
 
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -42,7 +44,7 @@ pub struct ResponseHeaders {
 
 impl ResponseHeaders {
     pub fn new(names: &IdentityHeaders) -> Result<Self, header::InvalidHeaderName> {
-        let name = |n: &str| HeaderName::from_bytes(n.as_bytes());
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).map(|n| interned(&n));
         Ok(Self {
             names: [
                 name(&names.user_id)?,
@@ -80,6 +82,25 @@ impl ResponseHeaders {
     }
 }
 
+/// `name` backed by a `'static` string. A name parsed from the settings is reference
+/// counted, and each answer clones seven of them: an atomic write per header per request, to
+/// counters every worker shares. Each distinct name is leaked once, however often settings
+/// are reloaded.
+fn interned(name: &HeaderName) -> HeaderName {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    let name = match names.get(name.as_str()) {
+        Some(&known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(name.as_str().into());
+            names.insert(leaked);
+            leaked
+        }
+    };
+    // Already parsed and lower-cased, so valid here.
+    HeaderName::from_static(name)
+}
+
 /// The seven identity values, in `ResponseHeaders`' order; a value that cannot be a header
 /// value is sent empty.
 fn identity_values(auth: &SessionAuth) -> [HeaderValue; 7] {
@@ -94,7 +115,9 @@ fn identity_values(auth: &SessionAuth) -> [HeaderValue; 7] {
         auth.actor_id.as_deref(),
     ]
     .map(|value| {
+        // Empty as the static value, which clones without touching a reference count.
         value
+            .filter(|v| !v.is_empty())
             .and_then(|v| HeaderValue::from_str(v).ok())
             .unwrap_or(EMPTY)
     })
@@ -676,6 +699,11 @@ mod tests {
         let one = ResponseHeaders::new(&names("X-User.ID~1")).unwrap();
         assert_eq!(one.names[0].as_str(), "x-user.id~1");
         assert_eq!(one.names[1].as_str(), "x-session");
+        // A reload with the same names reuses the same static strings.
+        let again = ResponseHeaders::new(&names("x-user.id~1")).unwrap();
+        for (a, b) in one.names.iter().zip(&again.names) {
+            assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "{a}");
+        }
         for bad in ["", "x user", "x-user:", "x-ü"] {
             assert!(ResponseHeaders::new(&names(bad)).is_err(), "{bad:?}");
         }
