@@ -96,7 +96,7 @@ fn headers(token: &str) -> HeaderList {
 struct SignatureOnly(Arc<VerifyingKey>);
 
 impl TokenCache for SignatureOnly {
-    fn lookup(&self, _token: &str) -> Option<Known> {
+    fn lookup(&self, _token: &str, _now_ms: i64) -> Option<Known> {
         Some(Known::Signed(self.0.clone()))
     }
 

@@ -147,8 +147,7 @@ impl VerifiedTokens {
 }
 
 impl TokenCache for VerifiedTokens {
-    fn lookup(&self, token: &str) -> Option<Known> {
-        let now = now_ms();
+    fn lookup(&self, token: &str, now: i64) -> Option<Known> {
         let recent = RECENT.with_borrow(|slots| {
             slots[slot(token)]
                 .as_ref()

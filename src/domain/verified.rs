@@ -113,7 +113,8 @@ pub enum Known {
 /// Where verified tokens are remembered. Implementations must bound their size and drop an
 /// entry at its `expires_at_ms`.
 pub trait TokenCache: Send + Sync {
-    fn lookup(&self, token: &str) -> Option<Known>;
+    /// What is remembered of `token` at `now_ms`, the decision's one reading of the clock.
+    fn lookup(&self, token: &str, now_ms: i64) -> Option<Known>;
     /// Remembers a token whose signature has just been checked.
     fn insert(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64);
     /// Keeps a token found `Known::Signed`, now decoded again, at hand.
@@ -125,7 +126,7 @@ pub trait TokenCache: Send + Sync {
 pub struct NoCache;
 
 impl TokenCache for NoCache {
-    fn lookup(&self, _token: &str) -> Option<Known> {
+    fn lookup(&self, _token: &str, _now_ms: i64) -> Option<Known> {
         None
     }
 

@@ -8,6 +8,7 @@ use clerk_forward_auth::domain::authenticate::{
 use clerk_forward_auth::domain::backend::NoBackend;
 use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
 use clerk_forward_auth::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderList};
+use clerk_forward_auth::domain::time::now_ms;
 use clerk_forward_auth::domain::verified::{Known, TokenCache, Verified};
 use clerk_forward_auth::metrics::Metrics;
 use clerk_forward_auth::token_cache::VerifiedTokens;
@@ -71,7 +72,7 @@ fn shared_key() -> Arc<VerifyingKey> {
 
 /// The token as this thread's lookup sees it, fully verified.
 fn fully_known(tokens: &VerifiedTokens, token: &str) -> Option<Arc<Verified>> {
-    match tokens.lookup(token) {
+    match tokens.lookup(token, now_ms()) {
         Some(Known::Verified(verified)) => Some(verified),
         _ => None,
     }
@@ -115,6 +116,13 @@ fn an_entry_never_outlives_its_deadline() {
     let verified = fully_known(&tokens, &token).unwrap();
     // exp + skew is the deadline: 60 s + 5 s.
     assert_eq!(verified.expires_at_ms(5000), Some((now + 60) * 1000 + 5000));
+    // Judged at the decision's time, in both tiers, not by the cache's own clock.
+    let deadline = (now + 65) * 1000;
+    assert!(matches!(
+        tokens.lookup(&token, deadline - 1),
+        Some(Known::Verified(_))
+    ));
+    assert!(tokens.lookup(&token, deadline).is_none());
     tokens.insert(
         &token,
         verified,
@@ -283,7 +291,7 @@ fn forged_and_expired_tokens_are_refused_the_same_way_every_time() {
         assert_eq!(reason(&first), want);
         assert_eq!(reason(&again), want);
         assert!(
-            matches!(tokens.lookup(&token), Some(Known::Rejected(_))),
+            matches!(tokens.lookup(&token, now_ms()), Some(Known::Rejected(_))),
             "{want} was not remembered"
         );
     }
@@ -303,7 +311,7 @@ fn other_workers_find_the_signature_and_keep_the_token_at_hand() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // Another worker's table is empty: the shared tier knows the signature only.
-            match tokens.lookup(&token) {
+            match tokens.lookup(&token, now_ms()) {
                 Some(Known::Signed(key)) => assert!(Arc::ptr_eq(&key, &shared_key())),
                 other => panic!("expected the signature to be known, got {other:?}"),
             }

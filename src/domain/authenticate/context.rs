@@ -183,7 +183,7 @@ pub fn uses_suffixed_cookies(
     now_ms: i64,
     tokens: &dyn TokenCache,
 ) -> bool {
-    let peek = |token| peek(tokens, token);
+    let peek = |token| peek(tokens, token, now_ms);
     let session = c.session.as_deref().filter(|s| !s.is_empty());
     let suffixed_session = c.session_suffixed.as_deref().filter(|s| !s.is_empty());
     let uat = c.client_uat.as_deref();
@@ -246,8 +246,8 @@ pub fn uses_suffixed_cookies(
 }
 
 /// A token verified before is read from the cache instead of being decoded again.
-fn peek<'t>(tokens: &dyn TokenCache, token: &'t str) -> Option<Token<'t>> {
-    match tokens.lookup(token) {
+fn peek<'t>(tokens: &dyn TokenCache, token: &'t str, now_ms: i64) -> Option<Token<'t>> {
+    match tokens.lookup(token, now_ms) {
         Some(Known::Verified(verified)) => Some(Token::Cached(verified)),
         _ => Jwt::decode(token)
             .ok()

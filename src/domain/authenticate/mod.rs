@@ -209,7 +209,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         if jwt::is_opaque_machine_token(token) {
             return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
         }
-        let verified = match self.token(token) {
+        let verified = match self.token(token, now_ms) {
             Ok(t) if t.is_machine() => {
                 return RequestState::signed_out(Reason::TokenTypeMismatch, "", true);
             }
@@ -235,8 +235,8 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
     /// A session token, from the cache of verified tokens or decoded now. A token remembered
     /// as malformed fails at once; one remembered as correctly signed but failing its claims
     /// comes back with its claims, which are checked again.
-    fn token<'t>(&self, raw: &'t str) -> Result<Token<'t>, TokenError> {
-        let known = match self.tokens.lookup(raw) {
+    fn token<'t>(&self, raw: &'t str, now_ms: i64) -> Result<Token<'t>, TokenError> {
+        let known = match self.tokens.lookup(raw, now_ms) {
             Some(Known::Verified(verified)) => return Ok(Token::Cached(verified)),
             Some(Known::Rejected(rejected)) => match &*rejected {
                 Rejected::Malformed(error) => return Err(error.clone()),
@@ -453,7 +453,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         if session.len() > self.options.max_token_bytes {
             return self.too_large(TokenCarrier::Cookie);
         }
-        let token = match self.token(session) {
+        let token = match self.token(session, now_ms) {
             Ok(token) => token,
             Err(error) => {
                 return self
