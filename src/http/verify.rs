@@ -676,6 +676,12 @@ mod tests {
         }
 
         #[test]
+        fn every_valid_name_interns_to_itself(name in "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,24}") {
+            let parsed = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            prop_assert_eq!(interned(&parsed), parsed);
+        }
+
+        #[test]
         fn error_bodies_are_what_serde_json_writes(
             reason in "[\\x00-\\x7f]{0,12}",
             message in prop_oneof![any::<String>(), "[\\x00-\\x7f]{0,60}"],

@@ -830,7 +830,6 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
     }
 }
 
-/// The active organization differs from what the URL asks for (spec §6).
 /// What a browser back from the Frontend API's handshake carries: a nonce, a signed
 /// handshake, or both, each from the query or a cookie.
 struct Handshake<'a> {
@@ -850,6 +849,7 @@ impl<'a> Handshake<'a> {
     }
 }
 
+/// The active organization differs from what the URL asks for (spec §6).
 fn is_org_mismatch(auth: &SessionAuth, target: &OrgTarget) -> bool {
     match target {
         OrgTarget::OrganizationId(id) => auth.org_id.as_deref() != Some(id.as_str()),
