@@ -46,12 +46,11 @@ impl<W: fmt::Write> fmt::Write for Escaped<W> {
     }
 }
 
-/// Appends `text` as a quoted JSON string.
-pub fn push_string(out: &mut String, text: &str) {
-    out.push('"');
-    // Writing to a String cannot fail.
-    let _ = fmt::Write::write_str(&mut Escaped(&mut *out), text);
-    out.push('"');
+/// Writes `text` as a quoted JSON string.
+pub fn write_string(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    fmt::Write::write_str(&mut Escaped(&mut *out), text)?;
+    out.write_char('"')
 }
 
 #[cfg(test)]
@@ -66,7 +65,7 @@ mod tests {
             text in prop_oneof![any::<String>(), "[\\x00-\\x7f]{0,40}"]
         ) {
             let mut ours = String::new();
-            push_string(&mut ours, &text);
+            write_string(&mut ours, &text).unwrap();
             prop_assert_eq!(ours, serde_json::to_string(&text).unwrap());
         }
     }

@@ -18,7 +18,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
 use crate::domain::time::rfc3339_seconds;
-use crate::json::Escaped;
+use crate::json::{self, Escaped};
 
 /// Lines the writer thread could not keep up with; see `init`.
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -197,11 +197,7 @@ impl JsonMembers<'_, '_> {
 
 impl Visit for JsonMembers<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |out| {
-            out.write_char('"')?;
-            Escaped(&mut *out).write_str(value)?;
-            out.write_char('"')
-        });
+        self.member(field, |out| json::write_string(out, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

@@ -622,12 +622,16 @@ impl ErrorBody<'_> {
             + self.message.len();
         // Room for a few escapes; more only costs a reallocation.
         let mut body = String::with_capacity(len + 16);
-        body.push_str(r#"{"status":"#);
-        json::push_string(&mut body, self.status);
-        body.push_str(r#","reason":"#);
-        json::push_string(&mut body, self.reason);
-        body.push_str(r#","message":"#);
-        json::push_string(&mut body, self.message);
+        let members = [
+            (r#"{"status":"#, self.status),
+            (r#","reason":"#, self.reason),
+            (r#","message":"#, self.message),
+        ];
+        for (prefix, value) in members {
+            body.push_str(prefix);
+            // Writing to a String cannot fail.
+            let _ = json::write_string(&mut body, value);
+        }
         body.push('}');
         body.into_bytes()
     }
