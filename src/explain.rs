@@ -126,7 +126,7 @@ pub async fn explain(settings: &Settings, request: &Request) -> Result<String, S
         matched.names,
         matched.action.as_str()
     );
-    for requirements in &matched.requirements {
+    for requirements in matched.requirements() {
         let _ = writeln!(out, "          requires {}", describe(requirements));
     }
 

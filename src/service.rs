@@ -193,7 +193,7 @@ impl Service {
 
     /// Decides one auth request.
     pub async fn decide<'a, H: Headers + HeaderPairs>(
-        &self,
+        &'a self,
         headers: &'a H,
         line: AuthRequestLine<'a>,
         how: How,
@@ -230,7 +230,7 @@ impl Service {
     async fn decide_matched(
         &self,
         ctx: &RequestContext<'_>,
-        matched: &Matched,
+        matched: &Matched<'_>,
         no_side_effects: bool,
     ) -> Decision {
         if matched.action == Action::Deny {
@@ -272,7 +272,7 @@ pub struct Outcome<'a> {
     pub host: &'a str,
     pub path: &'a str,
     /// The matched rule names.
-    pub rule: crate::domain::rules::RuleNames,
+    pub rule: crate::domain::rules::RuleNames<'a>,
     /// The request's `__clerk_redirect_count`.
     pub redirect_count: f64,
     /// The original request's public URL, when asked for and it has one.

@@ -199,7 +199,7 @@ impl Decision {
     /// Applies the matched rule to the authentication outcome. Public routes let signed-out
     /// requests through without identity (handshakes still happen, as `clerkMiddleware()`
     /// runs them on every route); protected routes check their requirements.
-    pub fn authorize(self, matched: &Matched) -> Self {
+    pub fn authorize(self, matched: &Matched<'_>) -> Self {
         match (matched.action, self) {
             (Action::Deny, _) => Self::Forbidden(Forbidden::DeniedByRule),
             (Action::Public, Self::SignedOut { reason, .. } | Self::Unavailable { reason, .. }) => {

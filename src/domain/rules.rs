@@ -1,6 +1,7 @@
 //! Route rules: which requirement applies to an original request (first match wins), path
 //! normalisation that cannot be used to dodge a rule, and requirements added on the auth URL.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::auth::SessionAuth;
@@ -103,15 +104,21 @@ impl Rule {
         if self.hosts.is_empty() {
             return true;
         }
-        let host = strip_port(host).to_ascii_lowercase();
-        let host = host.trim_end_matches('.');
+        // Compared as bytes against the lower-case patterns, without a lower-cased copy.
+        let host = strip_port(host).trim_end_matches('.').as_bytes();
         self.hosts
             .iter()
             .any(|pattern| match pattern.strip_prefix("*.") {
                 Some(domain) => host
-                    .strip_suffix(domain)
-                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
-                None => pattern == host,
+                    .len()
+                    .checked_sub(domain.len())
+                    .map(|at| host.split_at(at))
+                    .is_some_and(|(sub, tail)| {
+                        tail.eq_ignore_ascii_case(domain.as_bytes())
+                            && sub.len() > 1
+                            && sub.ends_with(b".")
+                    }),
+                None => host.eq_ignore_ascii_case(pattern.as_bytes()),
             })
     }
 
@@ -127,18 +134,18 @@ impl Rule {
                 a.eq_ignore_ascii_case(b)
             }
         };
-        let trimmed = |p: &str| -> String {
+        fn trimmed(p: &str) -> &str {
             let t = p.trim_end_matches('/');
-            if t.is_empty() { "/".into() } else { t.into() }
-        };
+            if t.is_empty() { "/" } else { t }
+        }
         match &self.paths {
             PathMatch::Any => true,
-            PathMatch::Exact(paths) => paths.iter().any(|p| eq(&trimmed(p), &trimmed(path))),
+            PathMatch::Exact(paths) => paths.iter().any(|p| eq(trimmed(p), trimmed(path))),
             PathMatch::Prefix(prefixes) => prefixes.iter().any(|prefix| {
                 let prefix = prefix.as_str();
                 if prefix.ends_with('/') {
                     path.len() >= prefix.len() && eq(&path[..prefix.len()], prefix)
-                        || eq(&trimmed(path), &trimmed(prefix))
+                        || eq(trimmed(path), trimmed(prefix))
                 } else {
                     eq(path, prefix)
                         || path.len() > prefix.len()
@@ -185,19 +192,28 @@ impl Default for Policy {
 }
 
 /// The rules that decide a request: one per reading of its path (usually one), all of
-/// which must be satisfied.
+/// which must be satisfied. It borrows the policy's rules: matching runs on every request,
+/// and copying names and requirements out of the settings would allocate each time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Matched {
+pub struct Matched<'p> {
     /// Rule names, `default` when none matched.
-    pub names: RuleNames,
+    pub names: RuleNames<'p>,
     pub action: Action,
-    pub requirements: Vec<Requirements>,
+    /// The matched rules' requirements: at most one per reading.
+    rules: [Option<&'p Requirements>; 2],
+    /// Requirements from the auth URL.
+    added: Option<Requirements>,
 }
 
-impl Matched {
+impl Matched<'_> {
+    /// Every requirement that applies: the rules', then the auth URL's.
+    pub fn requirements(&self) -> impl Iterator<Item = &Requirements> {
+        self.rules.iter().flatten().copied().chain(&self.added)
+    }
+
     /// The first failing requirement of any matched rule.
     pub fn check(&self, auth: &SessionAuth) -> Result<(), Missing> {
-        self.requirements.iter().try_for_each(|r| r.check(auth))
+        self.requirements().try_for_each(|r| r.check(auth))
     }
 
     /// Adds requirements from the auth URL. They only ever tighten: a public route that
@@ -209,7 +225,7 @@ impl Matched {
         if self.action == Action::Public {
             self.action = Action::SignedIn;
         }
-        self.requirements.push(Requirements {
+        self.added = Some(Requirements {
             all: extra,
             any: Vec::new(),
         });
@@ -220,65 +236,69 @@ impl Policy {
     /// Finds the rule for a request. A path that proxies and upstreams may read in more
     /// than one way (encoded slashes) is matched under each reading, and the request must
     /// satisfy every rule so found: the strictest reading wins.
-    pub fn matched(&self, method: &str, host: &str, raw_path: &str) -> Matched {
+    pub fn matched(&self, method: &str, host: &str, raw_path: &str) -> Matched<'_> {
+        let default = (DEFAULT_NAME, self.default, &self.default_requirements);
+        let mut matched = Matched {
+            names: RuleNames([None; 2]),
+            action: Action::Public,
+            rules: [None; 2],
+            added: None,
+        };
         if self.rules.is_empty() {
             // No rule can match: the path need not even be read.
-            return Matched {
-                names: RuleNames(vec![default_name()]),
-                action: self.default,
-                requirements: if self.default_requirements.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![self.default_requirements.clone()]
-                },
-            };
+            matched.include(0, default);
+            return matched;
         }
-        let mut matched = Matched {
-            names: RuleNames(Vec::new()),
-            action: Action::Public,
-            requirements: Vec::new(),
-        };
-        for path in readings(raw_path) {
+        for (i, path) in readings(raw_path).enumerate() {
             let rule = self.rules.iter().find(|r| {
                 r.matches_method(method) && r.matches_host(host) && r.matches_path(&path)
             });
-            let (name, action, requirements) = match rule {
-                Some(rule) => (rule.name.clone(), rule.action, &rule.requirements),
-                None => (default_name(), self.default, &self.default_requirements),
-            };
-            if matched.names.0.contains(&name) {
-                continue;
-            }
-            matched.names.0.push(name);
-            matched.action = strictest(matched.action, action);
-            if !requirements.is_empty() {
-                matched.requirements.push(requirements.clone());
+            let found = rule.map_or(default, |rule| {
+                (&*rule.name, rule.action, &rule.requirements)
+            });
+            if !matched.names.0.contains(&Some(found.0)) {
+                matched.include(i, found);
             }
         }
-        if matched.action == Action::Public && !matched.requirements.is_empty() {
+        if matched.action == Action::Public && matched.rules.iter().any(Option::is_some) {
             matched.action = Action::SignedIn;
         }
         matched
     }
 }
 
-/// The names of the rules a request matched, shown joined with `+`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleNames(pub Vec<Arc<str>>);
+impl<'p> Matched<'p> {
+    /// Adds the rule found for reading `i` of the path.
+    fn include(
+        &mut self,
+        i: usize,
+        (name, action, requirements): (&'p str, Action, &'p Requirements),
+    ) {
+        self.names.0[i] = Some(name);
+        self.action = strictest(self.action, action);
+        if !requirements.is_empty() {
+            self.rules[i] = Some(requirements);
+        }
+    }
+}
 
-impl RuleNames {
+/// The names of the rules a request matched, shown joined with `+`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleNames<'p>([Option<&'p str>; 2]);
+
+impl RuleNames<'_> {
     /// The names joined with `+`; borrowed when there is one, as there usually is.
     pub fn joined(&self) -> std::borrow::Cow<'_, str> {
-        match self.0.as_slice() {
-            [one] => std::borrow::Cow::Borrowed(one),
+        match self.0 {
+            [Some(one), None] | [None, Some(one)] => std::borrow::Cow::Borrowed(one),
             _ => std::borrow::Cow::Owned(self.to_string()),
         }
     }
 }
 
-impl std::fmt::Display for RuleNames {
+impl std::fmt::Display for RuleNames<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, name) in self.0.iter().enumerate() {
+        for (i, name) in self.0.iter().flatten().enumerate() {
             if i > 0 {
                 f.write_str("+")?;
             }
@@ -288,12 +308,8 @@ impl std::fmt::Display for RuleNames {
     }
 }
 
-/// `default`, shared rather than allocated per request.
-fn default_name() -> Arc<str> {
-    static DEFAULT: std::sync::LazyLock<Arc<str>> =
-        std::sync::LazyLock::new(|| Arc::from("default"));
-    DEFAULT.clone()
-}
+/// The name of requests no rule matched.
+const DEFAULT_NAME: &str = "default";
 
 fn strictest(a: Action, b: Action) -> Action {
     match (a, b) {
@@ -305,15 +321,19 @@ fn strictest(a: Action, b: Action) -> Action {
 
 /// The ways a path may be read: percent-decoded with `%2F` as a separator, and decoded with
 /// it kept as data. Each reading has its dot segments resolved. Identical readings collapse.
-pub fn readings(raw: &str) -> Vec<String> {
+/// A path with no escapes has one reading, borrowed when it is already normal, as nearly
+/// every path is: this runs on every request.
+pub fn readings(raw: &str) -> impl Iterator<Item = Cow<'_, str>> {
     let path = raw.split(['?', '#']).next().unwrap_or("");
-    let as_separator = normalise(&decode(path, true));
-    let as_data = normalise(&decode(path, false));
-    if as_separator == as_data {
-        vec![as_separator]
+    let (first, second) = if path.contains('%') {
+        let as_separator = normalised(decode(path, true));
+        let as_data = normalised(decode(path, false));
+        let second = (as_data != as_separator).then_some(Cow::Owned(as_data));
+        (Cow::Owned(as_separator), second)
     } else {
-        vec![as_separator, as_data]
-    }
+        (normalise(path), None)
+    };
+    std::iter::once(first).chain(second)
 }
 
 /// Percent-decodes a path. With `slashes`, `%2F` and `%5C` become separators; without, they
@@ -349,7 +369,37 @@ fn decode(path: &str, slashes: bool) -> String {
 }
 
 /// Resolves `.` and `..` segments and collapses repeated slashes; always starts with `/`.
-fn normalise(path: &str) -> String {
+fn normalise(path: &str) -> Cow<'_, str> {
+    if is_normal(path) {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalise_into_new(path))
+    }
+}
+
+/// `normalise` for a path already owned.
+fn normalised(path: String) -> String {
+    if is_normal(&path) {
+        path
+    } else {
+        normalise_into_new(&path)
+    }
+}
+
+/// Whether `normalise` would return `path` unchanged: it starts with `/`, and has no empty,
+/// `.` or `..` segment, apart from one trailing slash.
+fn is_normal(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.split('/').all(|s| !matches!(s, "" | "." | ".."))
+}
+
+fn normalise_into_new(path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
         match segment {

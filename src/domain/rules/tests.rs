@@ -75,7 +75,8 @@ fn name(method: &str, host: &str, path: &str) -> String {
 fn the_first_matching_rule_wins_and_the_default_is_signed_in() {
     assert_eq!(name("GET", "app.example.com", "/admin/users"), "admin");
     assert_eq!(name("GET", "internal.example.com", "/admin"), "internal");
-    let m = policy().matched("GET", "app.example.com", "/elsewhere");
+    let policy = policy();
+    let m = policy.matched("GET", "app.example.com", "/elsewhere");
     assert_eq!(
         (m.names.to_string(), m.action),
         ("default".to_owned(), Action::SignedIn)
@@ -90,6 +91,10 @@ fn host_wildcards_match_subdomains_not_the_apex() {
     assert_eq!(name("GET", "evilshop.example.com", "/x"), "default");
     assert_eq!(name("GET", "INTERNAL.example.com:443", "/"), "internal");
     assert_eq!(name("GET", "internal.example.com.", "/"), "internal");
+    assert_eq!(name("GET", "A.Shop.EXAMPLE.com", "/x"), "shop");
+    // Byte comparison: a multi-byte character where the suffix would start cannot panic.
+    assert_eq!(name("GET", "é.shop.example.com", "/x"), "shop");
+    assert_eq!(name("GET", "éxample.com", "/x"), "default");
 }
 
 #[test]
@@ -141,13 +146,14 @@ fn query_and_fragment_are_not_part_of_the_path() {
 fn an_encoded_slash_is_read_both_ways_and_the_strictest_wins() {
     // An upstream that decodes %2F serves /admin/users; one that does not serves a file
     // under /public/. Both rules apply.
-    let m = policy().matched("GET", "h", "/public/..%2Fadmin%2Fusers");
+    let policy = policy();
+    let m = policy.matched("GET", "h", "/public/..%2Fadmin%2Fusers");
     assert_eq!(m.names.to_string(), "admin+public");
     assert_eq!(m.action, Action::SignedIn);
-    assert_eq!(m.requirements, vec![admin_permission()]);
-    let m = policy().matched("GET", "h", "/public%2F..%2Finternal");
+    assert_eq!(m.requirements().collect::<Vec<_>>(), [&admin_permission()]);
+    let m = policy.matched("GET", "h", "/public%2F..%2Finternal");
     assert!(m.action != Action::Public);
-    assert_eq!(readings("/a%5Cb"), ["/a/b", "/a%5Cb"]);
+    assert_eq!(readings("/a%5Cb").collect::<Vec<_>>(), ["/a/b", "/a%5Cb"]);
 }
 
 #[test]
@@ -163,13 +169,17 @@ fn query_requirements_only_add() {
     )
     .unwrap();
     assert_eq!(reqs.len(), 4);
-    let mut public = policy().matched("GET", "h", "/healthz");
+    let policy = policy();
+    let mut public = policy.matched("GET", "h", "/healthz");
     assert_eq!(public.action, Action::Public);
     public.add(reqs);
     assert_eq!(public.action, Action::SignedIn);
-    let mut admin = policy().matched("GET", "h", "/admin");
+    let mut admin = policy.matched("GET", "h", "/admin");
     admin.add(vec![]);
-    assert_eq!(admin.requirements, vec![admin_permission()]);
+    assert_eq!(
+        admin.requirements().collect::<Vec<_>>(),
+        [&admin_permission()]
+    );
 }
 
 #[test]
@@ -228,4 +238,14 @@ fn any_groups_need_one_and_all_groups_need_every_item() {
         any: vec![],
     };
     assert_eq!(all.check(&user), Err(Missing::Plan));
+}
+
+proptest::proptest! {
+    /// The borrowed fast path answers exactly as resolving every path would.
+    #[test]
+    fn a_path_is_borrowed_only_when_already_normal(path in "[/.a%]{0,12}") {
+        let resolved = normalise_into_new(&path);
+        proptest::prop_assert_eq!(&*normalise(&path), resolved.as_str());
+        proptest::prop_assert_eq!(is_normal(&path), resolved == path);
+    }
 }
