@@ -172,10 +172,15 @@ impl TokenCache for VerifiedTokens {
             return Some(Known::Signed(signed.key));
         }
         self.misses.inc();
-        self.rejections
+        let entry = self
+            .rejections
             .get(&digest)
-            .filter(|entry| entry.until_ms > now)
-            .map(|entry| Known::Rejected(entry.rejected))
+            .filter(|entry| entry.until_ms > now)?;
+        // Kept at hand in this worker too: otherwise every worker but the one that first
+        // refused the token would hash it and search the shared tier on each repeat.
+        let known = Known::Rejected(entry.rejected);
+        self.remember(token, known.clone(), entry.until_ms);
+        Some(known)
     }
 
     fn insert(&self, token: &str, verified: Arc<Verified>, expires_at_ms: i64) {
@@ -195,5 +200,43 @@ impl TokenCache for VerifiedTokens {
         self.remember(token, Known::Rejected(rejected.clone()), until_ms);
         self.rejections
             .insert(Self::digest(token), RejectedEntry { rejected, until_ms });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::jwt::{TokenError, TokenErrorReason};
+
+    /// Whether this thread's table of recent tokens holds `token`.
+    fn at_hand(token: &str) -> bool {
+        RECENT.with_borrow(|slots| {
+            slots[slot(token)]
+                .as_ref()
+                .is_some_and(|r| &*r.token == token)
+        })
+    }
+
+    #[test]
+    fn other_workers_keep_a_remembered_rejection_at_hand() {
+        let metrics = Metrics::new().unwrap();
+        let tokens = VerifiedTokens::new(100, &metrics);
+        let token = "forged.token.signature";
+        let error = TokenError {
+            reason: TokenErrorReason::TokenInvalid,
+            message: "forged".into(),
+            action: None,
+        };
+        let until = now_ms() + 60_000;
+        std::thread::scope(|scope| {
+            scope.spawn(|| tokens.reject(token, Arc::new(Rejected::Malformed(error)), until));
+        });
+        assert!(!at_hand(token));
+        let first = tokens.lookup(token, now_ms());
+        assert!(matches!(first, Some(Known::Rejected(_))));
+        assert!(
+            at_hand(token),
+            "found in the shared tier but not kept for the next repeat"
+        );
     }
 }
