@@ -199,7 +199,7 @@ pub fn uses_suffixed_cookies(
         // Rule 2: it belongs to another Clerk app on this domain.
         let belongs = issuer
             .as_str()
-            .is_some_and(|iss| strip_http_schemes(iss) == options.original_frontend_api().as_ref());
+            .is_some_and(|iss| issuer_matches(iss, &options.original_frontend_api()));
         if !belongs {
             return true;
         }
@@ -255,14 +255,30 @@ fn peek<'t>(tokens: &dyn TokenCache, token: &'t str, now_ms: i64) -> Option<Toke
     }
 }
 
-fn strip_http_schemes(iss: &str) -> String {
-    let mut out = iss.to_owned();
-    for scheme in ["https://", "http://"] {
-        while let Some(pos) = out.to_ascii_lowercase().find(scheme) {
-            out.replace_range(pos..pos + scheme.len(), "");
+/// Whether `iss.replace(/https?:\/\//gi, '')` equals `expected`, as Clerk compares a
+/// session's issuer, without building the replaced string: one pass, left to right, and a
+/// scheme that only appears once another is removed stays, as with JavaScript's `replace`.
+fn issuer_matches(iss: &str, expected: &str) -> bool {
+    let (iss, expected) = (iss.as_bytes(), expected.as_bytes());
+    let scheme_at = |i: usize| {
+        ["https://", "http://"].into_iter().find_map(|scheme| {
+            iss.get(i..i + scheme.len())
+                .filter(|s| s.eq_ignore_ascii_case(scheme.as_bytes()))
+                .map(<[u8]>::len)
+        })
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < iss.len() {
+        if let Some(len) = scheme_at(i) {
+            i += len;
+        } else if expected.get(j) == Some(&iss[i]) {
+            i += 1;
+            j += 1;
+        } else {
+            return false;
         }
     }
-    out
+    j == expected.len()
 }
 
 pub fn number(value: Option<&Value>) -> Option<f64> {
@@ -325,5 +341,53 @@ mod header_token_tests {
         assert_eq!(header_token(" a"), None);
         assert_eq!(header_token("tok"), Some("tok"));
         assert_eq!(header_token(""), None);
+    }
+}
+
+#[cfg(test)]
+mod issuer_tests {
+    use super::issuer_matches;
+    use proptest::prelude::*;
+
+    /// Clerk's comparison, written the way Clerk writes it.
+    fn replaced(iss: &str) -> String {
+        regex::Regex::new("(?i)https?://")
+            .unwrap()
+            .replace_all(iss, "")
+            .into_owned()
+    }
+
+    #[test]
+    fn schemes_are_removed_once_left_to_right() {
+        assert!(issuer_matches(
+            "https://clerk.example.com",
+            "clerk.example.com"
+        ));
+        assert!(issuer_matches(
+            "HTTP://clerk.example.com",
+            "clerk.example.com"
+        ));
+        assert!(issuer_matches("hthttps://tps://x", "https://x"));
+        assert!(!issuer_matches("hthttps://tps://x", "x"));
+        assert!(!issuer_matches(
+            "https://clerk.example.com",
+            "clerk.example.co"
+        ));
+        assert!(!issuer_matches(
+            "https://clerk.example.co",
+            "clerk.example.com"
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn issuers_compare_as_clerk_compares_them(
+            iss in "[htps:/HTPS.x]{0,24}",
+            other in "[htps:/.x]{0,12}",
+        ) {
+            let expected = replaced(&iss);
+            prop_assert!(issuer_matches(&iss, &expected));
+            prop_assert_eq!(issuer_matches(&iss, &other), expected == other);
+        }
     }
 }
