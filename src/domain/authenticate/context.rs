@@ -31,6 +31,10 @@ pub struct RequestContext<'a> {
     pub origin: Option<&'a str>,
     /// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
     pub is_preflight: bool,
+    /// Whether the original query may hold a Clerk (`__clerk_…`) parameter: it has one as
+    /// written, or an escape that could spell one. Nearly every query has neither, and the
+    /// cookie path asks for up to six such parameters.
+    clerk_query: bool,
     /// All headers, for the session refresh call (Clerk forwards them).
     pub all_headers: &'a dyn HeaderPairs,
 }
@@ -85,6 +89,9 @@ impl<'a> RequestContext<'a> {
                 && headers.get(Name::Origin).is_some()
                 && headers.get(Name::AccessControlRequestMethod).is_some(),
             all_headers: headers,
+            clerk_query: request
+                .query()
+                .is_some_and(|q| q.contains('%') || q.contains("__clerk_")),
             request,
         }
     }
@@ -119,8 +126,15 @@ impl<'a> RequestContext<'a> {
         self.request.method == "GET"
     }
 
-    /// A query parameter of the original request.
+    /// A Clerk (`__clerk_…`) query parameter of the original request.
     pub fn query(&self, name: &str) -> Option<Cow<'a, str>> {
+        debug_assert!(
+            name.starts_with("__clerk_"),
+            "{name} is not a Clerk parameter"
+        );
+        if !self.clerk_query {
+            return None;
+        }
         query_param(self.request.query(), name)
     }
 

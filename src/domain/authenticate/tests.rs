@@ -594,3 +594,34 @@ mod suffixed_cookies {
         assert_eq!(kind(&run(&o, &h(&[("cookie", &cookie), API]))), "signed-in");
     }
 }
+
+#[test]
+fn clerk_query_parameters_are_found_however_written() {
+    let query = |uri: &str, name: &str| {
+        let headers = TestHeaders::new(&[
+            ("x-forwarded-host", "app.example.com"),
+            ("x-forwarded-uri", uri),
+        ]);
+        let line = AuthRequestLine {
+            method: "GET",
+            tail: None,
+        };
+        let ctx = RequestContext::from_headers(&headers, ForwardedHeaders::Auto, line, "sfx");
+        ctx.query(name).map(Cow::into_owned)
+    };
+    assert_eq!(query("/p?limit=20", "__clerk_synced"), None);
+    assert_eq!(query("/p", "__clerk_synced"), None);
+    assert_eq!(
+        query("/p?a=1&__clerk_synced=true", "__clerk_synced").as_deref(),
+        Some("true")
+    );
+    // Escaped, the name is not in the query as written, and is still found.
+    assert_eq!(
+        query("/p?%5F%5Fclerk_db_jwt=dvb_1", "__clerk_db_jwt").as_deref(),
+        Some("dvb_1")
+    );
+    assert_eq!(
+        query("/p?__clerk%5Fdb%5Fjwt=dvb_2", "__clerk_db_jwt").as_deref(),
+        Some("dvb_2")
+    );
+}
