@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the request path: token verification (cache hit and miss), the RSA
-//! check itself, rebuilding the original request, and the whole decision.
+//! check itself, rebuilding the original request, and the whole decision (bearer, cookie,
+//! with route rules).
 //!
 //! `cargo bench --bench decide`
 
@@ -14,6 +15,7 @@ use clerk_forward_auth::config::Settings;
 use clerk_forward_auth::domain::authenticate::{Authenticator, Quiet, RequestContext};
 use clerk_forward_auth::domain::backend::NoBackend;
 use clerk_forward_auth::domain::cookies::ClerkCookies;
+use clerk_forward_auth::domain::decision::Decision;
 use clerk_forward_auth::domain::jwt::{Jwt, verify_signature};
 use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
 use clerk_forward_auth::domain::request::{
@@ -58,6 +60,11 @@ fn token() -> String {
 }
 
 fn settings() -> Settings {
+    settings_with("")
+}
+
+/// The settings with a configuration file's text.
+fn settings_with(toml: &str) -> Settings {
     let env: HashMap<String, String> = [
         ("CLERK_PUBLISHABLE_KEY", PK),
         ("CLERK_JWT_KEY", PEM),
@@ -67,8 +74,40 @@ fn settings() -> Settings {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    Settings::load(None, &env).unwrap().0
+    Settings::load_toml(toml, &env).unwrap().0
 }
+
+/// The README's example rules: none matches the benchmark's path, so all five are tried.
+const RULES: &str = r#"
+[authorization]
+default = "signed-in"
+
+[[authorization.rules]]
+name = "internal"
+hosts = "internal.example.com"
+action = "deny"
+
+[[authorization.rules]]
+name = "public"
+path_prefix = ["/public", "/assets/"]
+action = "public"
+
+[[authorization.rules]]
+name = "admin"
+path_prefix = "/admin"
+permission = "org:admin:example"
+
+[[authorization.rules]]
+name = "billing"
+path_pattern = "/orgs/:slug/billing(.*)"
+any = [{ role = "admin" }, { plan = "enterprise" }]
+
+[[authorization.rules]]
+name = "danger-zone"
+path = "/settings/delete"
+methods = ["POST", "DELETE"]
+reverification = "strict"
+"#;
 
 /// The headers the load harness sends: Traefik's forwarded set and a browser fetch.
 fn headers(token: &str) -> HeaderList {
@@ -183,6 +222,8 @@ fn whole_decision(c: &mut Criterion) {
     let settings = settings();
     let metrics = Arc::new(Metrics::new().unwrap());
     let service = Service::new(&settings, &metrics, None).unwrap();
+    // Read before the token is made: a client_uat later than the token's iat signs out.
+    let client_uat = now_ms() / 1000;
     let token = token();
     let list = headers(&token);
     let line = AuthRequestLine {
@@ -199,6 +240,24 @@ fn whole_decision(c: &mut Criterion) {
     ]);
     group.bench_function("signed out, no credentials", |b| {
         b.iter(|| black_box(ready(service.decide(&anonymous, line, How::default())).0))
+    });
+    // A browser's request: the session in a cookie, with the dev browser and client_uat.
+    let cookie = format!("__clerk_db_jwt=dvb_bench; __client_uat={client_uat}; __session={token}");
+    let mut browser = headers(&token);
+    browser.0.retain(|(name, _)| name != "authorization");
+    browser.0.push(("cookie".into(), cookie));
+    let allowed = |service: &Service, list: &HeaderList| {
+        let decision = ready(service.decide(list, line, How::default())).0;
+        assert!(matches!(decision, Decision::Allow { .. }), "{decision:?}");
+    };
+    allowed(&service, &browser);
+    group.bench_function("signed in, session cookie", |b| {
+        b.iter(|| black_box(ready(service.decide(&browser, line, How::default())).0))
+    });
+    let ruled = Service::new(&settings_with(RULES), &metrics, None).unwrap();
+    allowed(&ruled, &list);
+    group.bench_function("signed in, repeated token, five rules", |b| {
+        b.iter(|| black_box(ready(ruled.decide(&list, line, How::default())).0))
     });
     group.finish();
 }
