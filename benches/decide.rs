@@ -78,36 +78,7 @@ fn settings_with(toml: &str) -> Settings {
 }
 
 /// The README's example rules: none matches the benchmark's path, so all five are tried.
-const RULES: &str = r#"
-[authorization]
-default = "signed-in"
-
-[[authorization.rules]]
-name = "internal"
-hosts = "internal.example.com"
-action = "deny"
-
-[[authorization.rules]]
-name = "public"
-path_prefix = ["/public", "/assets/"]
-action = "public"
-
-[[authorization.rules]]
-name = "admin"
-path_prefix = "/admin"
-permission = "org:admin:example"
-
-[[authorization.rules]]
-name = "billing"
-path_pattern = "/orgs/:slug/billing(.*)"
-any = [{ role = "admin" }, { plan = "enterprise" }]
-
-[[authorization.rules]]
-name = "danger-zone"
-path = "/settings/delete"
-methods = ["POST", "DELETE"]
-reverification = "strict"
-"#;
+const RULES: &str = include_str!("../tests/fixtures/example-rules.toml");
 
 /// The headers the load harness sends: Traefik's forwarded set and a browser fetch.
 fn headers(token: &str) -> HeaderList {

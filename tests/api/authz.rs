@@ -5,36 +5,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const RULES: &str = r#"
-[authorization]
-default = "signed-in"
-
-[[authorization.rules]]
-name = "internal"
-hosts = "internal.example.com"
-action = "deny"
-
-[[authorization.rules]]
-name = "public"
-path_prefix = ["/public", "/assets/"]
-action = "public"
-
-[[authorization.rules]]
-name = "admin"
-path_prefix = "/admin"
-permission = "org:admin:example"
-
-[[authorization.rules]]
-name = "billing"
-path_pattern = "/orgs/:slug/billing(.*)"
-any = [{ role = "admin" }, { plan = "enterprise" }]
-
-[[authorization.rules]]
-name = "danger"
-path = "/settings/delete"
-methods = ["POST", "DELETE"]
-reverification = "strict"
-"#;
+/// The README's example rules.
+const RULES: &str = include_str!("../fixtures/example-rules.toml");
 
 async fn app(extra: &[(&str, &str)]) -> (TestApp, ConfigFile) {
     let file = ConfigFile::new(RULES);
