@@ -247,11 +247,12 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         };
         Jwt::decode(raw)
             .map(|jwt| Token::Decoded(Box::new(jwt), known))
-            .inspect_err(|error| self.reject(raw, Rejected::Malformed(error.clone())))
+            .inspect_err(|error| self.reject(raw, Rejected::Malformed(error.clone()), now_ms))
     }
 
-    fn reject(&self, raw: &str, rejected: Rejected) {
-        let until = crate::domain::time::now_ms() + REJECTION_TTL_MS;
+    /// Remembers a refused token from the decision's time, not another clock reading.
+    fn reject(&self, raw: &str, rejected: Rejected, now_ms: i64) {
+        let until = now_ms + REJECTION_TTL_MS;
         self.tokens.reject(raw, Arc::new(rejected), until);
     }
 
@@ -288,7 +289,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
             Token::Decoded(jwt, known) => (jwt, known),
         };
         if let Err(error) = jwt::check_category(&jwt) {
-            self.reject(raw, Rejected::Malformed(error.clone()));
+            self.reject(raw, Rejected::Malformed(error.clone()), now_ms);
             return Err(error);
         }
         // Key failures (unknown kid, JWKS down) are not the token's fault: not remembered.
@@ -305,6 +306,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
                     claims: Box::new(KeptClaims::new(jwt.payload())),
                     machine: jwt.is_machine_or_non_session(),
                 },
+                now_ms,
             );
             return Err(error);
         }
@@ -321,7 +323,7 @@ impl<K: KeySource, B: ClerkBackend, O: Observer> Authenticator<'_, K, B, O> {
         }
         if let Err(error) = jwt::check_claims(verified.claims(), options, now_ms) {
             if remembered.is_none() {
-                self.reject(raw, Rejected::Claims(verified));
+                self.reject(raw, Rejected::Claims(verified), now_ms);
             }
             return Err(error);
         }
