@@ -33,8 +33,9 @@ pub struct RequestContext<'a> {
     pub is_preflight: bool,
     /// Whether the original query may hold a Clerk (`__clerk_…`) parameter: it has one as
     /// written, or an escape that could spell one. Nearly every query has neither, and the
-    /// cookie path asks for up to six such parameters.
-    clerk_query: bool,
+    /// cookie path asks for up to six such parameters; worked out on the first question, so
+    /// a bearer request, which asks none, never pays for it.
+    clerk_query: std::cell::OnceCell<bool>,
     /// All headers, for the session refresh call (Clerk forwards them).
     pub all_headers: &'a dyn HeaderPairs,
 }
@@ -89,9 +90,7 @@ impl<'a> RequestContext<'a> {
                 && headers.get(Name::Origin).is_some()
                 && headers.get(Name::AccessControlRequestMethod).is_some(),
             all_headers: headers,
-            clerk_query: request
-                .query()
-                .is_some_and(|q| q.contains('%') || q.contains("__clerk_")),
+            clerk_query: std::cell::OnceCell::new(),
             request,
         }
     }
@@ -132,10 +131,14 @@ impl<'a> RequestContext<'a> {
             name.starts_with("__clerk_"),
             "{name} is not a Clerk parameter"
         );
-        if !self.clerk_query {
+        let query = self.request.query();
+        let possible = self
+            .clerk_query
+            .get_or_init(|| query.is_some_and(|q| q.contains('%') || q.contains("__clerk_")));
+        if !possible {
             return None;
         }
-        query_param(self.request.query(), name)
+        query_param(query, name)
     }
 
     /// `Number(__clerk_redirect_count) || 0`.
