@@ -61,19 +61,12 @@ fn suffixed<'n>(name: &'n str, suffix: &str) -> Option<&'n str> {
 pub fn pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
     // Split with memchr: the header holds an 800-byte session token, which `str::split`
     // searches a word at a time.
-    let mut rest = Some(header);
-    std::iter::from_fn(move || {
-        let part = rest?;
-        match memchr::memchr(b';', part.as_bytes()) {
-            Some(end) => {
-                rest = Some(&part[end + 1..]);
-                Some(&part[..end])
-            }
-            None => {
-                rest = None;
-                Some(part)
-            }
-        }
+    let ends = memchr::memchr_iter(b';', header.as_bytes()).chain([header.len()]);
+    let mut start = 0;
+    ends.map(move |end| {
+        let part = &header[start..end];
+        start = end + 1;
+        part
     })
     .filter_map(|part| {
         let (name, value) = part.split_once('=')?;

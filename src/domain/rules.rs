@@ -205,7 +205,7 @@ pub struct Matched<'p> {
     added: Option<Requirements>,
 }
 
-impl Matched<'_> {
+impl<'p> Matched<'p> {
     /// Every requirement that applies: the rules', then the auth URL's.
     pub fn requirements(&self) -> impl Iterator<Item = &Requirements> {
         self.rules.iter().flatten().copied().chain(&self.added)
@@ -229,6 +229,19 @@ impl Matched<'_> {
             all: extra,
             any: Vec::new(),
         });
+    }
+
+    /// Adds the rule found for reading `i` of the path.
+    fn include(
+        &mut self,
+        i: usize,
+        (name, action, requirements): (&'p str, Action, &'p Requirements),
+    ) {
+        self.names.0[i] = Some(name);
+        self.action = strictest(self.action, action);
+        if !requirements.is_empty() {
+            self.rules[i] = Some(requirements);
+        }
     }
 }
 
@@ -264,21 +277,6 @@ impl Policy {
             matched.action = Action::SignedIn;
         }
         matched
-    }
-}
-
-impl<'p> Matched<'p> {
-    /// Adds the rule found for reading `i` of the path.
-    fn include(
-        &mut self,
-        i: usize,
-        (name, action, requirements): (&'p str, Action, &'p Requirements),
-    ) {
-        self.names.0[i] = Some(name);
-        self.action = strictest(self.action, action);
-        if !requirements.is_empty() {
-            self.rules[i] = Some(requirements);
-        }
     }
 }
 
