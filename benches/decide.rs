@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the request path: token verification (cache hit and miss), the RSA
 //! check itself, rebuilding the original request, and the whole decision (bearer, cookie,
-//! with route rules).
+//! with route rules), and counting a decision in the metrics from one and two threads.
 //!
 //! `cargo bench --bench decide`
 
@@ -277,5 +277,53 @@ fn crypto(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verification, rebuild, whole_decision, crypto);
+/// Time per call when `threads` threads make `iters` calls each at once: what contention on
+/// shared cache lines costs shows only with several cores writing.
+fn at_once(threads: usize, iters: u64, call: &(impl Fn(u64) + Sync)) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| (0..iters).for_each(call));
+        }
+    });
+    start.elapsed()
+}
+
+fn metrics(c: &mut Criterion) {
+    let metrics = Metrics::new().unwrap();
+    let ours = |i: u64| metrics.decided("allow", "none", black_box(3e-6 + (i % 7) as f64 * 1e-7));
+    // What a decision wrote before the families were copied per thread.
+    let allowed = prometheus::IntCounter::new("allowed", "-").unwrap();
+    let latency =
+        prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("l", "-")).unwrap();
+    let shared = |i: u64| {
+        allowed.inc();
+        latency.observe(black_box(3e-6 + (i % 7) as f64 * 1e-7));
+    };
+    let mut group = c.benchmark_group("metrics");
+    for threads in [1, 2] {
+        group.bench_function(format!("decision counted, {threads} thread(s)"), |b| {
+            b.iter_custom(|iters| at_once(threads, iters, &ours))
+        });
+        group.bench_function(format!("one shared copy, {threads} thread(s)"), |b| {
+            b.iter_custom(|iters| at_once(threads, iters, &shared))
+        });
+    }
+    group.finish();
+    assert!(
+        metrics
+            .render()
+            .contains(r#"decisions_total{outcome="allow",reason="none"}"#),
+        "the decisions were counted"
+    );
+}
+
+criterion_group!(
+    benches,
+    verification,
+    rebuild,
+    whole_decision,
+    crypto,
+    metrics
+);
 criterion_main!(benches);

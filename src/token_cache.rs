@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use prometheus::IntCounter;
-
 use crate::domain::keys::VerifyingKey;
 use crate::domain::time::now_ms;
 use crate::domain::verified::{Known, Rejected, TokenCache, Verified};
-use crate::metrics::Metrics;
+use crate::metrics::{HotFamilies, Metrics};
 
 /// A cryptographic digest, so no token can be crafted to collide with a verified one.
 type Digest = [u8; 32];
@@ -100,8 +98,7 @@ pub struct VerifiedTokens {
     id: u64,
     cache: Cache<Digest, Signed>,
     rejections: Cache<Digest, RejectedEntry>,
-    hits: IntCounter,
-    misses: IntCounter,
+    counts: Arc<HotFamilies>,
 }
 
 impl VerifiedTokens {
@@ -117,9 +114,7 @@ impl VerifiedTokens {
                 .max_capacity(max_entries)
                 .expire_after(UntilExpiry)
                 .build(),
-            // Resolved once: a labelled lookup on every request would cost more than the hit.
-            hits: metrics.token_cache.with_label_values(&["hit"]),
-            misses: metrics.token_cache.with_label_values(&["miss"]),
+            counts: Arc::clone(&metrics.hot),
         }
     }
 
@@ -156,11 +151,11 @@ impl TokenCache for VerifiedTokens {
         });
         match recent {
             Some(known @ Known::Verified(_)) => {
-                self.hits.inc();
+                self.counts.cache_lookup(true);
                 return Some(known);
             }
             Some(known) => {
-                self.misses.inc();
+                self.counts.cache_lookup(false);
                 return Some(known);
             }
             None => {}
@@ -168,10 +163,10 @@ impl TokenCache for VerifiedTokens {
         // moka expires lazily; the deadline itself is authoritative.
         let digest = Self::digest(token);
         if let Some(signed) = self.cache.get(&digest).filter(|s| s.expires_at_ms > now) {
-            self.hits.inc();
+            self.counts.cache_lookup(true);
             return Some(Known::Signed(signed.key));
         }
-        self.misses.inc();
+        self.counts.cache_lookup(false);
         let entry = self
             .rejections
             .get(&digest)

@@ -305,11 +305,7 @@ async fn handle(req: &HttpRequest, endpoint: Endpoint) -> HttpResponse {
     let query = match query {
         Ok(query) => query,
         Err(message) => {
-            state
-                .metrics
-                .decisions
-                .with_label_values(&["bad-request", "invalid-auth-url"])
-                .inc();
+            state.metrics.refused("bad-request", "invalid-auth-url");
             tracing::warn!(%message, "bad auth URL");
             return bad_request(&message);
         }
