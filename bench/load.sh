@@ -3,8 +3,8 @@
 # Needs wrk (apt-get install wrk). Tokens come from `cargo run --release --example tokens`;
 # start the service with the printed CLERK_JWT_KEY first. Pin for stable numbers, e.g.
 # `taskset -c 1 clerk-forward-auth serve` and WRK_CPU=0.
-# Knobs: DURATION (10 s), CONNS (64), SCENARIOS ("bearer mix rotate"; also "sessions",
-# SESSIONS tokens in turn), TOKENS (bench/tokens).
+# Knobs: DURATION (10 s), CONNS (64), SCENARIOS ("bearer mix rotate"), SESSIONS (rotate over
+# only the first N tokens), TOKENS (bench/tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 url=${1:-http://127.0.0.1:8080/verify}
