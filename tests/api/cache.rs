@@ -110,7 +110,7 @@ fn an_entry_never_outlives_its_deadline() {
     let metrics = Metrics::new().unwrap();
     let tokens = VerifiedTokens::new(100, &metrics);
     let now = now_s();
-    let token = token(&key1());
+    let token = token_at(&key1(), now);
     let bearer = format!("Bearer {token}");
     decide(&tokens, &[("authorization", &bearer)], now * 1000);
     let verified = fully_known(&tokens, &token).unwrap();

@@ -31,7 +31,13 @@ pub fn now_s() -> i64 {
 
 /// A fresh, valid session token for `user_1`, signed by `signer`.
 pub fn token(signer: &Signer) -> String {
-    signer.sign(&session_claims("user_1", "clerk.example.com", now_s(), 60))
+    token_at(signer, now_s())
+}
+
+/// A session token issued at `now` (seconds), valid for 60 s: for tests that compute with
+/// its deadline, which must not depend on the clock ticking between two readings.
+pub fn token_at(signer: &Signer, now: i64) -> String {
+    signer.sign(&session_claims("user_1", "clerk.example.com", now, 60))
 }
 
 pub fn token_with(signer: &Signer, patch: Value) -> String {
