@@ -399,12 +399,10 @@ fn sum(copies: impl Iterator<Item = MetricFamily>) -> Option<MetricFamily> {
     let mut total: Option<MetricFamily> = None;
     let mut by_labels: HashMap<Vec<String>, usize> = HashMap::new();
     for mut copy in copies {
-        let total = total.get_or_insert_with(|| {
-            let mut empty = copy.clone();
-            empty.set_metric(Vec::new());
-            empty
-        });
-        for metric in copy.take_metric() {
+        let metrics = copy.take_metric();
+        // The first copy, emptied, holds the family's name, help and type.
+        let total = total.get_or_insert(copy);
+        for metric in metrics {
             let labels = metric
                 .get_label()
                 .iter()
