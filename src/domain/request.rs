@@ -314,6 +314,28 @@ pub(crate) mod tests {
 
     pub use super::HeaderList as TestHeaders;
 
+    proptest::proptest! {
+        /// Near misses of every name (one byte changed, or cut short) read as a name only
+        /// when they spell one exactly.
+        #[test]
+        fn only_a_names_own_spelling_reads_as_it(
+            index in 0..Name::ALL.len(),
+            at in 0..32usize,
+            byte in proptest::prelude::any::<u8>(),
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let mut bytes = Name::ALL[index].as_str().as_bytes().to_vec();
+            if cut {
+                bytes.truncate(at);
+            } else if let Some(slot) = bytes.get_mut(at) {
+                *slot = byte;
+            }
+            let spelled = String::from_utf8_lossy(&bytes);
+            let expected = Name::ALL.into_iter().find(|name| name.as_str() == spelled);
+            proptest::prop_assert_eq!(Name::from_lowercase(&spelled), expected);
+        }
+    }
+
     #[test]
     fn every_name_reads_back_from_its_string() {
         for (index, name) in Name::ALL.into_iter().enumerate() {
