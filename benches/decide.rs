@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the request path: token verification (cache hit and miss), the RSA
 //! check itself, rebuilding the original request, and the whole decision (bearer, cookie,
-//! with route rules), and counting a decision in the metrics from one and two threads.
+//! with route rules, many sessions past the worker's table), and counting a decision in the
+//! metrics from one and two threads.
 //!
 //! `cargo bench --bench decide`
 
@@ -224,6 +225,30 @@ fn whole_decision(c: &mut Criterion) {
     allowed(&service, &browser);
     group.bench_function("signed in, session cookie", |b| {
         b.iter(|| black_box(ready(service.decide(&browser, line, How::default())).0))
+    });
+    // Many browsers in turn: four times the worker's table, so nearly every token is past
+    // it and found in the shared tier (signature known, decoded again), as on an instance
+    // serving thousands of sessions.
+    let signer = signer();
+    let now = now_ms() / 1000;
+    let sessions: Vec<HeaderList> = (0..4096)
+        .map(|i| {
+            let claims = session_claims(
+                &format!("user_{i:08}"),
+                "example.clerk.accounts.dev",
+                now,
+                3600,
+            );
+            headers(&signer.sign(&claims))
+        })
+        .collect();
+    sessions.iter().for_each(|list| allowed(&service, list));
+    let mut turn = sessions.iter().cycle();
+    group.bench_function("signed in, 4,096 sessions in turn", |b| {
+        b.iter(|| {
+            let list = turn.next().unwrap();
+            black_box(ready(service.decide(list, line, How::default())).0)
+        })
     });
     let ruled = Service::new(&settings_with(RULES), &metrics, None).unwrap();
     allowed(&ruled, &list);
