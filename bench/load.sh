@@ -22,7 +22,7 @@ for scenario in ${SCENARIOS:-bearer mix rotate}; do
   summary=$(tail -1 <<<"$out")
   if [ -n "${PID:-}" ]; then
     read -r user1 sys1 < <(cpu_ticks)
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    requests=$(sed -n 's/.* requests \([0-9]*\) .*/\1/p' <<<"$summary")
     summary+=$(awk -v u=$((user1 - user0)) -v s=$((sys1 - sys0)) -v n="$requests" \
       -v hz="$(getconf CLK_TCK)" 'BEGIN {
         if (n > 0) printf "  cpu/req %.1f µs (user %.1f, kernel %.1f)", (u + s) * 1e6 / hz / n,

@@ -28,8 +28,8 @@ end
 
 function M.done(summary, latency, requests)
    local secs = summary.duration / 1e6
-   io.write(string.format("req/s %.0f  p50 %.2f ms  p99 %.2f ms  non-2xx %d  errors %d\n",
-      summary.requests / secs, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+   io.write(string.format("req/s %.0f  requests %d  p50 %.2f ms  p99 %.2f ms  non-2xx %d  errors %d\n",
+      summary.requests / secs, summary.requests, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
       summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 
