@@ -243,6 +243,11 @@ mod tests {
         RECENT.with_borrow(|sets| sets[index].iter().flatten().any(|r| &*r.token == token))
     }
 
+    /// A cache of its own: entries carry its owner id, so tests never see each other's.
+    fn table() -> VerifiedTokens {
+        VerifiedTokens::new(100, &Metrics::new().unwrap())
+    }
+
     fn malformed() -> Known {
         Known::Rejected(Arc::new(Rejected::Malformed(TokenError {
             reason: TokenErrorReason::TokenInvalid,
@@ -278,8 +283,7 @@ mod tests {
 
     #[test]
     fn a_set_keeps_its_most_recently_used_tokens() {
-        let metrics = Metrics::new().unwrap();
-        let tokens = VerifiedTokens::new(100, &metrics);
+        let tokens = table();
         let until = now_ms() + 60_000;
         let crowd = same_set(WAYS + 1);
         for token in &crowd[..WAYS] {
@@ -296,8 +300,7 @@ mod tests {
 
     #[test]
     fn a_token_remembered_again_takes_its_own_place() {
-        let metrics = Metrics::new().unwrap();
-        let tokens = VerifiedTokens::new(100, &metrics);
+        let tokens = table();
         let until = now_ms() + 60_000;
         let crowd = same_set(WAYS);
         for token in &crowd {
@@ -315,8 +318,7 @@ mod tests {
 
     #[test]
     fn an_entry_past_its_deadline_is_a_miss() {
-        let metrics = Metrics::new().unwrap();
-        let tokens = VerifiedTokens::new(100, &metrics);
+        let tokens = table();
         let now = now_ms();
         tokens.remember("header.payload.signature", malformed(), now);
         assert!(tokens.lookup("header.payload.signature", now).is_none());
@@ -325,8 +327,7 @@ mod tests {
 
     #[test]
     fn other_workers_keep_a_remembered_rejection_at_hand() {
-        let metrics = Metrics::new().unwrap();
-        let tokens = VerifiedTokens::new(100, &metrics);
+        let tokens = table();
         let token = "forged.token.signature";
         let error = TokenError {
             reason: TokenErrorReason::TokenInvalid,
