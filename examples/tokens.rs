@@ -21,6 +21,15 @@ fn main() -> std::io::Result<()> {
         dir.join("token-valid.txt"),
         signer.sign(&session_claims("user_load", issuer, now, year)),
     )?;
+    // A browser's cookies: `__client_uat` no later than the token's `iat`, or Clerk would
+    // read the session as newer than the token and ask for a handshake.
+    std::fs::write(
+        dir.join("cookie-valid.txt"),
+        format!(
+            "__client_uat={now}; __session={}",
+            signer.sign(&session_claims("user_load", issuer, now, year))
+        ),
+    )?;
     std::fs::write(
         dir.join("token-expired.txt"),
         signer.sign(&session_claims("user_load", issuer, now - 7200, 60)),
@@ -39,7 +48,7 @@ fn main() -> std::io::Result<()> {
     }
     std::fs::write(dir.join("tokens-many.txt"), many)?;
     println!(
-        "wrote {} (public.pem, {count} tokens); run the service with:",
+        "wrote {} (public.pem, a cookie, {count} tokens); run the service with:",
         dir.display()
     );
     println!(

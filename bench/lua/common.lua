@@ -12,9 +12,10 @@ end
 
 function M.first(name) return M.lines(name)[1] end
 
--- The original request as a proxy would describe it (Traefik's headers).
-function M.request(authorization)
-   return wrk.format("GET", wrk.path, {
+-- The original request as a proxy would describe it (Traefik's headers), carrying the
+-- credentials in `extra` (an Authorization or a Cookie header).
+function M.request(extra)
+   local headers = {
       ["Host"] = wrk.headers["Host"],
       ["X-Forwarded-Method"] = "GET",
       ["X-Forwarded-Proto"] = "https",
@@ -22,9 +23,12 @@ function M.request(authorization)
       ["X-Forwarded-Uri"] = "/api/items?page=2",
       ["Accept"] = "application/json",
       ["Sec-Fetch-Dest"] = "empty",
-      ["Authorization"] = authorization,
-   })
+   }
+   for name, value in pairs(extra) do headers[name] = value end
+   return wrk.format("GET", wrk.path, headers)
 end
+
+function M.bearer(token) return M.request({ ["Authorization"] = "Bearer " .. token }) end
 
 function M.done(summary, latency, requests)
    local secs = summary.duration / 1e6

@@ -2,9 +2,9 @@
 local c = dofile("bench/lua/common.lua")
 local valid, invalid, i = nil, {}, 0
 function init()
-   valid = c.request("Bearer " .. c.first("token-valid.txt"))
-   invalid[1] = c.request("Bearer " .. c.first("token-badsig.txt"))
-   invalid[2] = c.request("Bearer " .. c.first("token-expired.txt"))
+   valid = c.bearer(c.first("token-valid.txt"))
+   invalid[1] = c.bearer(c.first("token-badsig.txt"))
+   invalid[2] = c.bearer(c.first("token-expired.txt"))
 end
 function request()
    i = i + 1

@@ -8,7 +8,7 @@ function init()
    local limit = tonumber(os.getenv("SESSIONS") or "") or math.huge
    for _, t in ipairs(c.lines("tokens-many.txt")) do
       if #reqs >= limit then break end
-      reqs[#reqs + 1] = c.request("Bearer " .. t)
+      reqs[#reqs + 1] = c.bearer(t)
    end
 end
 function request()
