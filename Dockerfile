@@ -6,8 +6,10 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
-# aws-lc-sys builds its C with cmake when it is there, and with cc otherwise.
-RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*
+# aws-lc-sys builds its C with cmake when it is there, and with cc otherwise. wrk drives the
+# training run of the profile-guided build.
+RUN apt-get update && apt-get install -y --no-install-recommends cmake wrk && rm -rf /var/lib/apt/lists/* \
+    && rustup component add llvm-tools
 COPY . .
 RUN bash scripts/build-release > /binary-path && cp "$(cat /binary-path)" /clerk-forward-auth
 
