@@ -17,19 +17,14 @@ fn main() -> std::io::Result<()> {
     let year = 365 * 24 * 3600;
     let issuer = "clerk.example.com";
     std::fs::write(dir.join("public.pem"), signer.public_pem())?;
-    std::fs::write(
-        dir.join("token-valid.txt"),
-        signer.sign(&session_claims("user_load", issuer, now, year)),
-    )?;
+    let valid = signer.sign(&session_claims("user_load", issuer, now, year));
     // A browser's cookies: `__client_uat` no later than the token's `iat`, or Clerk would
     // read the session as newer than the token and ask for a handshake.
     std::fs::write(
         dir.join("cookie-valid.txt"),
-        format!(
-            "__client_uat={now}; __session={}",
-            signer.sign(&session_claims("user_load", issuer, now, year))
-        ),
+        format!("__client_uat={now}; __session={valid}"),
     )?;
+    std::fs::write(dir.join("token-valid.txt"), valid)?;
     std::fs::write(
         dir.join("token-expired.txt"),
         signer.sign(&session_claims("user_load", issuer, now - 7200, 60)),
