@@ -1,6 +1,7 @@
 //! Verification keys: a PEM `jwtKey`, a parsed JWKS, and the `KeySource` port the JWKS
 //! adapter implements.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,16 @@ use super::jwt::{TokenError, TokenErrorReason};
 
 /// Clerk signs with 2048-bit keys; anything smaller is refused outright.
 pub const MIN_RSA_BITS: usize = 2048;
+
+thread_local! {
+    static SIGNATURES_CHECKED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many signatures this thread has checked: the HTTP adapter compares two readings to
+/// tell a decision that did public-key work from one answered from memory.
+pub fn signatures_checked() -> u64 {
+    SIGNATURES_CHECKED.with(Cell::get)
+}
 
 /// One RSA public key, ready to verify signatures.
 pub struct VerifyingKey {
@@ -162,6 +173,7 @@ impl VerifyingKey {
                 ));
             }
         };
+        SIGNATURES_CHECKED.with(|n| n.set(n.get() + 1));
         Ok(key.verify_sig(message, signature).is_ok())
     }
 }

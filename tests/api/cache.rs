@@ -6,7 +6,7 @@ use clerk_forward_auth::domain::authenticate::{
     Authenticator, Quiet, RequestContext, RequestState,
 };
 use clerk_forward_auth::domain::backend::NoBackend;
-use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey};
+use clerk_forward_auth::domain::keys::{StaticKey, VerifyingKey, signatures_checked};
 use clerk_forward_auth::domain::request::{AuthRequestLine, ForwardedHeaders, HeaderList};
 use clerk_forward_auth::domain::time::now_ms;
 use clerk_forward_auth::domain::verified::{Known, TokenCache, Verified};
@@ -102,6 +102,26 @@ fn time_checks_run_again_on_every_hit() {
     assert_eq!(
         reason(&decide(&tokens, &h, (now + 70) * 1000)),
         "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+    );
+}
+
+/// The HTTP adapter batches the answers of decisions that checked a signature; it learns
+/// which those were from this count.
+#[test]
+fn only_a_miss_counts_a_signature_check() {
+    let metrics = Metrics::new().unwrap();
+    let tokens = VerifiedTokens::new(100, &metrics);
+    let now = now_s();
+    let bearer = format!("Bearer {}", token(&key1()));
+    let h = [("authorization", bearer.as_str())];
+    let before = signatures_checked();
+    assert_eq!(reason(&decide(&tokens, &h, now * 1000)), "signed-in");
+    assert_eq!(signatures_checked(), before + 1);
+    assert_eq!(reason(&decide(&tokens, &h, now * 1000)), "signed-in");
+    assert_eq!(
+        signatures_checked(),
+        before + 1,
+        "a hit checked a signature"
     );
 }
 
