@@ -768,4 +768,38 @@ mod tests {
         assert_eq!(headers.get(Name::Host), None);
         assert_eq!(headers.get_all(Name::Accept).count(), 0);
     }
+
+    /// The batching rests on the worker's queue being first in, first out: the empty task
+    /// a slow answer awaits must run after the connections that were already ready. A
+    /// runtime that ran the newest task first would send the slow answer alone again.
+    #[actix_web::test]
+    async fn a_slow_answer_waits_for_the_connections_already_ready() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let log = |what: &'static str| {
+            let order = Rc::clone(&order);
+            move || order.borrow_mut().push(what)
+        };
+        let slow = {
+            let done = log("slow answer");
+            actix_web::rt::spawn(async move {
+                after_ready_connections().await;
+                done();
+            })
+        };
+        // Woken by the same readiness event, so queued before the slow one is decided.
+        let ready: Vec<_> = (0..3)
+            .map(|_| {
+                let done = log("ready");
+                actix_web::rt::spawn(async move { done() })
+            })
+            .collect();
+        slow.await.unwrap();
+        for task in ready {
+            task.await.unwrap();
+        }
+        assert_eq!(*order.borrow(), ["ready", "ready", "ready", "slow answer"]);
+    }
 }
