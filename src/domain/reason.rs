@@ -21,23 +21,42 @@ pub enum RefreshError {
     Bapi(String),
 }
 
-impl RefreshError {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::NonEligibleNoRefreshCookie => "non-eligible-no-refresh-cookie",
-            Self::NonEligibleNonGet => "non-eligible-non-get",
-            Self::ExpiredSessionTokenDecodeFailed => "expired-session-token-decode-failed",
-            Self::ExpiredSessionTokenMissingSidClaim => "expired-session-token-missing-sid-claim",
-            Self::InvalidSessionToken => "invalid-session-token",
-            Self::MissingApiClient => "missing-api-client",
-            Self::MissingSessionToken => "missing-session-token",
-            Self::MissingRefreshToken => "missing-refresh-token",
-            Self::FetchError => "fetch-error",
-            Self::UnexpectedBapiError => "unexpected-bapi-error",
-            Self::UnexpectedSdkError => "unexpected-sdk-error",
-            Self::Bapi(code) => code,
+/// One list for both spellings of a refresh failure, so they cannot drift apart.
+macro_rules! refresh_reasons {
+    ($($variant:ident => $text:literal,)*) => {
+        impl RefreshError {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $text,)*
+                    Self::Bapi(code) => code,
+                }
+            }
+
+            /// `session-token-expired-refresh-<this>` as a constant, for all but a Backend
+            /// API code: every request with an expired token is refused with it, and
+            /// formatting it each time cost more than the rest of the reason's handling.
+            fn expired_reason(&self) -> Option<&'static str> {
+                match self {
+                    $(Self::$variant => Some(concat!("session-token-expired-refresh-", $text)),)*
+                    Self::Bapi(_) => None,
+                }
+            }
         }
-    }
+    };
+}
+
+refresh_reasons! {
+    NonEligibleNoRefreshCookie => "non-eligible-no-refresh-cookie",
+    NonEligibleNonGet => "non-eligible-non-get",
+    ExpiredSessionTokenDecodeFailed => "expired-session-token-decode-failed",
+    ExpiredSessionTokenMissingSidClaim => "expired-session-token-missing-sid-claim",
+    InvalidSessionToken => "invalid-session-token",
+    MissingApiClient => "missing-api-client",
+    MissingSessionToken => "missing-session-token",
+    MissingRefreshToken => "missing-refresh-token",
+    FetchError => "fetch-error",
+    UnexpectedBapiError => "unexpected-bapi-error",
+    UnexpectedSdkError => "unexpected-sdk-error",
 }
 
 /// Every reason a state can carry.
@@ -79,12 +98,15 @@ impl Reason {
             Self::SatelliteCookieNeedsSyncing => "satellite-needs-syncing",
             Self::SessionTokenAndUatMissing => "session-token-and-uat-missing",
             Self::SessionTokenMissing => "session-token-missing",
-            Self::SessionTokenExpiredRefresh(refresh) => {
-                return Owned(format!(
-                    "session-token-expired-refresh-{}",
-                    refresh.as_str()
-                ));
-            }
+            Self::SessionTokenExpiredRefresh(refresh) => match refresh.expired_reason() {
+                Some(reason) => reason,
+                None => {
+                    return Owned(format!(
+                        "session-token-expired-refresh-{}",
+                        refresh.as_str()
+                    ));
+                }
+            },
             Self::SessionTokenIatBeforeClientUat => "session-token-iat-before-client-uat",
             Self::SessionTokenNbf => "session-token-nbf",
             Self::SessionTokenIatInTheFuture => "session-token-iat-in-the-future",
@@ -126,5 +148,39 @@ impl Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_refresh_reasons_are_the_prefix_and_the_refresh_error() {
+        use RefreshError::*;
+        for refresh in [
+            NonEligibleNoRefreshCookie,
+            NonEligibleNonGet,
+            ExpiredSessionTokenDecodeFailed,
+            ExpiredSessionTokenMissingSidClaim,
+            InvalidSessionToken,
+            MissingApiClient,
+            MissingSessionToken,
+            MissingRefreshToken,
+            FetchError,
+            UnexpectedBapiError,
+            UnexpectedSdkError,
+            Bapi("session_not_found".into()),
+        ] {
+            let expected = format!("session-token-expired-refresh-{}", refresh.as_str());
+            assert_eq!(
+                Reason::SessionTokenExpiredRefresh(refresh).as_str(),
+                expected
+            );
+        }
+        assert_eq!(
+            NonEligibleNoRefreshCookie.as_str(),
+            "non-eligible-no-refresh-cookie"
+        );
     }
 }
