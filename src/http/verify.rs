@@ -881,7 +881,11 @@ mod tests {
         let (reason, message) = ("token-invalid-signature", "JWT signature is invalid.");
         let first = Refusal::signed_out(reason, message);
         let again = Refusal::signed_out(reason, message);
-        assert_eq!(again.body.as_ptr(), first.body.as_ptr(), "shared, not rendered again");
+        assert_eq!(
+            again.body.as_ptr(),
+            first.body.as_ptr(),
+            "shared, not rendered again"
+        );
         let fresh = ErrorBody {
             status: "signed-out",
             reason,
@@ -900,12 +904,20 @@ mod tests {
         }
         assert_eq!(REFUSALS.with_borrow(VecDeque::len), REMEMBERED_REFUSALS);
         let after = Refusal::signed_out(reason, message);
-        assert_ne!(after.body.as_ptr(), first.body.as_ptr(), "forgotten, rendered again");
+        assert_ne!(
+            after.body.as_ptr(),
+            first.body.as_ptr(),
+            "forgotten, rendered again"
+        );
         assert_eq!(after.body, fresh);
 
         // Words that cannot be a header value are still in the body.
         let broken = Refusal::signed_out(reason, "line\nbreak");
         assert_eq!(broken.message, None);
-        assert!(std::str::from_utf8(&broken.body).unwrap().contains(r#""line\nbreak""#));
+        assert!(
+            std::str::from_utf8(&broken.body)
+                .unwrap()
+                .contains(r#""line\nbreak""#)
+        );
     }
 }
