@@ -715,7 +715,7 @@ struct Remembered {
 }
 
 thread_local! {
-    /// This worker's last refusals, most recent first.
+    /// This worker's last refusals, the most recently given first.
     static REFUSALS: RefCell<VecDeque<Remembered>> = const { RefCell::new(VecDeque::new()) };
 }
 
@@ -727,9 +727,12 @@ impl Refusal {
     /// 1,700 instructions (callgrind), 5 % of a remembered token's whole 200.
     fn signed_out(reason: &str, message: &str) -> Self {
         REFUSALS.with_borrow_mut(|known| {
-            let same = |k: &&Remembered| *k.reason == *reason && *k.message == *message;
-            if let Some(remembered) = known.iter().find(same) {
-                return remembered.refusal.clone();
+            let same = |k: &Remembered| *k.reason == *reason && *k.message == *message;
+            if let Some(at) = known.iter().position(same) {
+                // Moved to the front: an expired token's new words each second push out the
+                // oldest, which must not be a forged token that is still being repeated.
+                known.make_contiguous()[..=at].rotate_right(1);
+                return known[0].refusal.clone();
             }
             let (reason_value, message_value) = debug_values(reason, message);
             let body = ErrorBody {
@@ -910,6 +913,13 @@ mod tests {
             "forgotten, rendered again"
         );
         assert_eq!(after.body, fresh);
+
+        // One still being given is not pushed out by newer words.
+        for n in 0..10 {
+            Refusal::signed_out(reason, &format!("JWT is expired. Second {n}."));
+            let kept = Refusal::signed_out(reason, message);
+            assert_eq!(kept.body.as_ptr(), after.body.as_ptr(), "second {n}");
+        }
 
         // Words that cannot be a header value are still in the body.
         let broken = Refusal::signed_out(reason, "line\nbreak");
