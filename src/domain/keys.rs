@@ -13,6 +13,9 @@ use jsonwebtoken::Algorithm;
 
 use super::jwt::{TokenError, TokenErrorReason};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Clerk signs with 2048-bit keys; anything smaller is refused outright.
 pub const MIN_RSA_BITS: usize = 2048;
 
@@ -41,6 +44,10 @@ pub struct VerifyingKey {
     /// The modulus and exponent, to tell a refetched copy of this key from a new key.
     n: Box<[u8]>,
     e: Box<[u8]>,
+    /// The same key for the vector unit, where the CPU and the key allow: a check in 60 %
+    /// of aws-lc's time (README, Performance).
+    #[cfg(target_arch = "x86_64")]
+    avx512: Option<avx512::PublicKey>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -96,6 +103,8 @@ impl VerifyingKey {
             bits,
             n: n.into(),
             e: e.into(),
+            #[cfg(target_arch = "x86_64")]
+            avx512: avx512::PublicKey::new(n, e),
         })
     }
 
@@ -174,6 +183,10 @@ impl VerifyingKey {
             }
         };
         SIGNATURES_CHECKED.with(|n| n.set(n.get() + 1));
+        #[cfg(target_arch = "x86_64")]
+        if let Some(key) = &self.avx512 {
+            return Ok(key.verify(alg, message, signature));
+        }
         Ok(key.verify_sig(message, signature).is_ok())
     }
 }
