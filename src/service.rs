@@ -166,6 +166,7 @@ impl Service {
             )?),
             None => Backend::None(NoBackend),
         };
+        crate::domain::keys::allow_vector_rsa(settings.vector_rsa);
         let tokens: Arc<dyn TokenCache> = match previous {
             Some(p) if p.max_tokens == settings.max_cached_tokens => p.tokens.clone(),
             _ if settings.max_cached_tokens == 0 => Arc::new(NoCache),

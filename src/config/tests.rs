@@ -36,6 +36,24 @@ fn defaults_with_only_a_publishable_key_use_the_frontend_api_jwks() {
 }
 
 #[test]
+fn the_vector_rsa_check_is_on_unless_turned_off() {
+    let (s, _) = load(&[("CLERK_PUBLISHABLE_KEY", PK)]).unwrap();
+    assert!(s.vector_rsa);
+    let (s, _) = load(&[
+        ("CLERK_PUBLISHABLE_KEY", PK),
+        ("CLERK_FA_VECTOR_RSA", "false"),
+    ])
+    .unwrap();
+    assert!(!s.vector_rsa);
+    let err = load(&[
+        ("CLERK_PUBLISHABLE_KEY", PK),
+        ("CLERK_FA_VECTOR_RSA", "avx"),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("keys.vector_rsa"), "{err}");
+}
+
+#[test]
 fn a_secret_key_selects_the_backend_api_jwks() {
     let (s, _) = load(&[
         ("CLERK_PUBLISHABLE_KEY", PK),

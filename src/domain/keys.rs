@@ -5,6 +5,9 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+#[cfg(target_arch = "x86_64")]
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
@@ -21,6 +24,15 @@ pub const MIN_RSA_BITS: usize = 2048;
 
 thread_local! {
     static SIGNATURES_CHECKED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `keys.vector_rsa`: a process setting like the CPU it concerns, so that keys parsed while
+/// the settings load, and keys fetched later, all follow the one value.
+static VECTOR_RSA: AtomicBool = AtomicBool::new(true);
+
+/// Whether RSA-2048 checks may run on this service's AVX-512 code; takes effect at once.
+pub fn allow_vector_rsa(allowed: bool) {
+    VECTOR_RSA.store(allowed, Ordering::Relaxed);
 }
 
 /// How many signatures this thread has checked: the HTTP adapter compares two readings to
@@ -45,9 +57,10 @@ pub struct VerifyingKey {
     n: Box<[u8]>,
     e: Box<[u8]>,
     /// The same key for the vector unit, where the CPU and the key allow: a check in 60 %
-    /// of aws-lc's time (README, Performance).
+    /// of aws-lc's time (README, Performance). Prepared at its first check (about 100 µs),
+    /// so a key nobody uses, or a service with the setting off, never pays for it.
     #[cfg(target_arch = "x86_64")]
-    avx512: Option<avx512::PublicKey>,
+    avx512: OnceLock<Option<avx512::PublicKey>>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -104,7 +117,7 @@ impl VerifyingKey {
             n: n.into(),
             e: e.into(),
             #[cfg(target_arch = "x86_64")]
-            avx512: avx512::PublicKey::new(n, e),
+            avx512: OnceLock::new(),
         })
     }
 
@@ -164,6 +177,17 @@ impl VerifyingKey {
         self.bits
     }
 
+    /// The key for the vector unit, when allowed and this key and CPU fit it.
+    #[cfg(target_arch = "x86_64")]
+    fn vector(&self, allowed: bool) -> Option<&avx512::PublicKey> {
+        if !allowed {
+            return None;
+        }
+        self.avx512
+            .get_or_init(|| avx512::PublicKey::new(&self.n, &self.e))
+            .as_ref()
+    }
+
     /// Verifies `signature` over `message` with `alg`. `Err` is a crypto error (wrong key
     /// algorithm), `Ok(false)` a signature that does not match.
     pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<bool, String> {
@@ -184,7 +208,7 @@ impl VerifyingKey {
         };
         SIGNATURES_CHECKED.with(|n| n.set(n.get() + 1));
         #[cfg(target_arch = "x86_64")]
-        if let Some(key) = &self.avx512 {
+        if let Some(key) = self.vector(VECTOR_RSA.load(Ordering::Relaxed)) {
             return Ok(key.verify(alg, message, signature));
         }
         Ok(key.verify_sig(message, signature).is_ok())
@@ -369,6 +393,23 @@ mod tests {
             .filter(|l| !l.starts_with("-----"))
             .collect();
         assert_eq!(VerifyingKey::from_pem(&bare).unwrap().bits(), 2048);
+    }
+
+    /// Turned off, a key never builds its vector form and aws-lc decides; on, a 2048-bit key
+    /// takes it on a CPU with IFMA (avx512.rs holds the two to the same answers).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_vector_check_is_used_only_where_allowed() {
+        let key = VerifyingKey::from_pem(PUBLIC_PEM).unwrap();
+        assert!(key.vector(false).is_none());
+        assert!(key.avx512.get().is_none(), "not even prepared");
+        let ifma = std::arch::is_x86_feature_detected!("avx512ifma");
+        assert_eq!(key.vector(true).is_some(), ifma);
+        let big = VerifyingKey::from_pem(include_str!("../../tests/fixtures/key4096.pub.pem"));
+        assert!(
+            big.unwrap().vector(true).is_none(),
+            "4096 bits stay with aws-lc"
+        );
     }
 
     #[test]
