@@ -10,9 +10,9 @@
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
-    __m512i, _mm512_add_epi64, _mm512_alignr_epi64, _mm512_loadu_epi64, _mm512_madd52hi_epu64,
-    _mm512_madd52lo_epu64, _mm512_maskz_set1_epi64, _mm512_set1_epi64, _mm512_setzero_si512,
-    _mm512_storeu_epi64,
+    __m512i, _mm_cvtsi128_si64, _mm512_add_epi64, _mm512_alignr_epi64, _mm512_castsi512_si128,
+    _mm512_loadu_epi64, _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_maskz_set1_epi64,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_storeu_epi64,
 };
 
 use jsonwebtoken::Algorithm;
@@ -127,8 +127,8 @@ impl PublicKey {
         let nv = load(&self.n);
         let zero = _mm512_setzero_si512();
         let mut r = [zero; VECTORS];
-        // The lowest limb, kept in a scalar register as well: m depends on it every round,
-        // and reading it back out of the vector would sit on that critical path.
+        // The lowest limb, read out at the end of each round: m needs it with a[0]·bᵢ added,
+        // and that sum is quicker made here than waited for from the vector unit.
         let mut r0: u64 = 0;
         for &bi in b {
             let bv = _mm512_set1_epi64(bi as i64);
@@ -199,10 +199,7 @@ fn store(r: &[__m512i; VECTORS]) -> Limbs {
 
 #[target_feature(enable = "avx512f")]
 fn first(r: __m512i) -> u64 {
-    let mut lanes = [0u64; LANES];
-    // SAFETY: writes eight u64s into `lanes`, which holds eight.
-    unsafe { _mm512_storeu_epi64(lanes.as_mut_ptr().cast(), r) };
-    lanes[0]
+    _mm_cvtsi128_si64(_mm512_castsi512_si128(r)) as u64
 }
 
 /// Carries every limb's bits above 52 into the next; the top limb keeps its overflow.
